@@ -1,0 +1,14 @@
+//! Topic subscriptions and fan-out.
+//!
+//! The hub maps `(app, topic)` to the connections subscribed to it and
+//! delivers broadcasts to them. A broadcast is encoded at most once per wire
+//! format ([`Broadcast`]) and every subscriber's queue gets a shared handle
+//! to those bytes. Delivery never waits: it offers the frame to each
+//! connection's bounded queue while holding only a shard's read lock, so no
+//! lock is ever held across an `.await`.
+
+mod broadcast;
+mod topics;
+
+pub use broadcast::Broadcast;
+pub use topics::Hub;

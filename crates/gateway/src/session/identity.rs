@@ -1,0 +1,18 @@
+//! Who a client is, as the app's auth said: client id, type, metadata and
+//! the permission grants that schema permission templates are checked
+//! against.
+
+use serde_json::{Map, Value};
+
+/// A client's identity for the life of its connection.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// The app's id for the client (presence key, disconnect API key).
+    pub client_id: String,
+    /// Free-form client kind ("web", "cli", ...), if given.
+    pub client_type: Option<String>,
+    /// Metadata the app vouched for; forwarded with every webhook.
+    pub metadata: Map<String, Value>,
+    /// Permission grants (see the schema's permission templates).
+    pub permissions: Vec<String>,
+}

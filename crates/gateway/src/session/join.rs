@@ -1,0 +1,133 @@
+//! `phx_join` (PHOENIX_PROTOCOL.md §4 rules 2 and 3; CONTRACT §4, §5, §7):
+//! route the topic through the app's schema, check the limit and the join
+//! permission, ask the app's join webhook when it has one, then subscribe.
+
+use serde_json::Value;
+use switchboard_protocol::{Message, Payload};
+use switchboard_schema::TopicError;
+
+use super::{JoinedChannel, Session};
+use crate::upstream::{ask_join, emit_event, new_request_id, JoinDecision, LifecycleEvent};
+
+impl Session {
+    pub(super) async fn join(&mut self, message: Message) {
+        let topic = message.topic.as_str();
+        let join_ref = message.join_ref.as_deref();
+        let msg_ref = message.msg_ref.as_deref();
+
+        // A second join of a joined topic ends the first join; its phx_close
+        // follows the new join's reply on the wire, as in Phoenix.
+        let replaced = self.forget_channel(topic);
+
+        let outcome = self.admit(&message).await;
+        match outcome {
+            Ok(response) => {
+                self.gateway.hub.subscribe(topic, &self.conn);
+                self.conn.add_topic(topic);
+                self.channels.insert(
+                    topic.to_owned(),
+                    JoinedChannel {
+                        join_ref: message.join_ref.clone(),
+                        reply_join_ref: message
+                            .join_ref
+                            .clone()
+                            .or_else(|| message.msg_ref.clone()),
+                    },
+                );
+                self.gateway.metrics.join(self.conn.app.id());
+                self.reply(
+                    join_ref.or(msg_ref),
+                    msg_ref,
+                    topic,
+                    "ok",
+                    &Payload::Json(response),
+                );
+                emit_event(
+                    &self.gateway.webhooks,
+                    &self.conn.app,
+                    LifecycleEvent::ChannelJoined,
+                    &self.conn.identity.client_id,
+                    Some(topic),
+                    &self.conn.identity.metadata,
+                );
+            }
+            Err(refusal) => {
+                // Unmatched topics are answered with a null join_ref (rule 2).
+                let reply_join_ref = if refusal.reason == "unmatched topic" {
+                    None
+                } else {
+                    join_ref
+                };
+                self.reply(
+                    reply_join_ref,
+                    msg_ref,
+                    topic,
+                    "error",
+                    &Payload::Json(refusal.response),
+                );
+            }
+        }
+        if let Some(old) = replaced {
+            self.send_close(old.join_ref.as_deref(), topic);
+        }
+    }
+
+    /// Decides a join: Ok(join reply response) or the refusal.
+    async fn admit(&self, message: &Message) -> Result<Value, JoinRefusal> {
+        let topic = message.topic.as_str();
+        let app = &self.conn.app;
+        let Some(schema) = app.schema() else {
+            return Err(JoinRefusal::reason("unmatched topic"));
+        };
+        let matched = schema.match_topic(topic).map_err(|e| match e {
+            TopicError::Unmatched => JoinRefusal::reason("unmatched topic"),
+            TopicError::InvalidChannelPattern => JoinRefusal::reason("invalid_channel_pattern"),
+        })?;
+        if self.channels.len() >= self.gateway.limits.max_channels_per_connection {
+            return Err(JoinRefusal::reason("too many channels joined"));
+        }
+        if !matched.may_join(&self.conn.identity.permissions) {
+            return Err(JoinRefusal::reason("unauthorized"));
+        }
+        let Some(url) = &app.config().join_endpoint else {
+            return Ok(Value::Object(Default::default()));
+        };
+        let params = match &message.payload {
+            Payload::Json(value) => value.clone(),
+            Payload::Binary(_) => Value::Object(Default::default()),
+        };
+        let request_id = new_request_id();
+        match ask_join(
+            &self.gateway.webhooks,
+            app,
+            url,
+            topic,
+            &params,
+            &self.conn.identity,
+            &request_id,
+        )
+        .await
+        {
+            Ok(JoinDecision::Allow(data)) => Ok(data),
+            Ok(JoinDecision::Deny(reason)) => Err(JoinRefusal::reason_owned(reason)),
+            Err(failure) => Err(JoinRefusal::reason(failure.reason())),
+        }
+    }
+}
+
+/// A refused join: its reason and the error reply's response.
+struct JoinRefusal {
+    reason: String,
+    response: Value,
+}
+
+impl JoinRefusal {
+    fn reason(reason: &str) -> Self {
+        Self::reason_owned(reason.to_owned())
+    }
+
+    fn reason_owned(reason: String) -> Self {
+        let response = serde_json::json!({ "reason": reason });
+        Self { reason, response }
+    }
+}

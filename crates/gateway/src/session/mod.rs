@@ -1,0 +1,211 @@
+//! One connected client: its identity, the channels it joined, its push
+//! limits, and the dispatch of every message it sends (PHOENIX_PROTOCOL.md
+//! §4).
+//!
+//! A [`Session`] lives inside its transport's task and is never shared; what
+//! others need to reach the client is the [`Connection`] handle. Each
+//! protocol event has its own file (`heartbeat`, `join`, `leave`, `push`),
+//! all answering through the same reply helpers here.
+
+mod close;
+mod connection;
+mod heartbeat;
+mod identity;
+mod join;
+mod leave;
+mod push;
+mod registry;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use switchboard_protocol::{encode_message, encode_reply, Header, Message, Payload};
+
+pub use close::CloseReason;
+pub use connection::{
+    unix_now, Connection, NewConnection, Outbound, OutboundReceiver, SendOutcome,
+};
+pub use identity::Identity;
+pub use registry::{ConnectionRegistry, RegisterError};
+
+use crate::apps::PushLimiter;
+use crate::gateway::Gateway;
+use crate::upstream::{emit_event, LifecycleEvent};
+
+/// A channel the client has joined.
+#[derive(Debug, Clone)]
+struct JoinedChannel {
+    /// The join_ref the client joined with (may be null for V1 clients).
+    join_ref: Option<String>,
+    /// What replies and pushes carry: the join_ref, or the join's ref when
+    /// the client sent none.
+    reply_join_ref: Option<String>,
+}
+
+/// The per-connection protocol state machine.
+pub struct Session {
+    gateway: Arc<Gateway>,
+    conn: Arc<Connection>,
+    channels: HashMap<String, JoinedChannel>,
+    limiter: Option<Box<PushLimiter>>,
+}
+
+impl Session {
+    /// A session for a newly accepted connection.
+    pub fn new(gateway: Arc<Gateway>, conn: Arc<Connection>) -> Self {
+        Self {
+            gateway,
+            conn,
+            channels: HashMap::new(),
+            limiter: None,
+        }
+    }
+
+    /// The connection handle.
+    pub fn connection(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    /// Dispatches one decoded client message.
+    pub async fn handle(&mut self, message: Message) {
+        self.gateway.metrics.message_in(self.conn.app.id());
+        match (message.topic.as_str(), message.event.as_str()) {
+            ("phoenix", "heartbeat") => self.heartbeat(&message),
+            (_, "phx_join") => self.join(message).await,
+            (_, "phx_leave") => self.leave(&message),
+            _ => self.push(message),
+        }
+    }
+
+    /// Answers a frame that was too large to process: `message_too_large`
+    /// to its ref when the header could be read.
+    pub fn refuse_oversized(&mut self, header: Header) {
+        self.gateway.metrics.message_in(self.conn.app.id());
+        self.gateway
+            .metrics
+            .dropped(self.conn.app.id(), "message_too_large", 1);
+        self.reply_error(
+            header.join_ref.as_deref(),
+            header.msg_ref.as_deref(),
+            &header.topic,
+            "message_too_large",
+        );
+    }
+
+    /// Counts a client frame that could not be parsed (the transport logs it).
+    pub fn count_malformed(&self) {
+        self.gateway
+            .metrics
+            .dropped(self.conn.app.id(), "malformed_frame", 1);
+    }
+
+    /// Ends the session: leaves every channel and tells the app.
+    pub fn terminate(&mut self) {
+        let topics: Vec<String> = self.channels.keys().cloned().collect();
+        for topic in topics {
+            self.forget_channel(&topic);
+        }
+        self.gateway.connections.unregister(&self.conn);
+        emit_event(
+            &self.gateway.webhooks,
+            &self.conn.app,
+            LifecycleEvent::ConnectionClosed,
+            &self.conn.identity.client_id,
+            None,
+            &self.conn.identity.metadata,
+        );
+    }
+
+    fn forget_channel(&mut self, topic: &str) -> Option<JoinedChannel> {
+        let joined = self.channels.remove(topic)?;
+        self.gateway
+            .hub
+            .unsubscribe(self.conn.app.id(), topic, self.conn.id);
+        self.conn.remove_topic(topic);
+        emit_event(
+            &self.gateway.webhooks,
+            &self.conn.app,
+            LifecycleEvent::ChannelLeft,
+            &self.conn.identity.client_id,
+            Some(topic),
+            &self.conn.identity.metadata,
+        );
+        Some(joined)
+    }
+
+    fn reply(
+        &self,
+        join_ref: Option<&str>,
+        msg_ref: Option<&str>,
+        topic: &str,
+        status: &str,
+        response: &Payload,
+    ) {
+        send_reply(
+            &self.gateway,
+            &self.conn,
+            join_ref,
+            msg_ref,
+            topic,
+            status,
+            response,
+        );
+    }
+
+    fn reply_error(
+        &self,
+        join_ref: Option<&str>,
+        msg_ref: Option<&str>,
+        topic: &str,
+        reason: &str,
+    ) {
+        self.reply(join_ref, msg_ref, topic, "error", &reason_payload(reason));
+    }
+
+    /// `[jr, jr, topic, "phx_close", {}]`
+    fn send_close(&self, join_ref: Option<&str>, topic: &str) {
+        let frame = encode_message(
+            self.conn.format,
+            join_ref,
+            join_ref,
+            topic,
+            "phx_close",
+            &Payload::empty(),
+        );
+        self.deliver(frame);
+    }
+
+    fn deliver(&self, frame: switchboard_protocol::Frame) {
+        deliver(&self.gateway, &self.conn, frame);
+    }
+}
+
+/// `{"reason": reason}`
+pub(crate) fn reason_payload(reason: &str) -> Payload {
+    Payload::Json(json!({ "reason": reason }))
+}
+
+/// Queues a reply to `conn`, counting it.
+pub(crate) fn send_reply(
+    gateway: &Gateway,
+    conn: &Connection,
+    join_ref: Option<&str>,
+    msg_ref: Option<&str>,
+    topic: &str,
+    status: &str,
+    response: &Payload,
+) {
+    let frame = encode_reply(conn.format, join_ref, msg_ref, topic, status, response);
+    deliver(gateway, conn, frame);
+}
+
+fn deliver(gateway: &Gateway, conn: &Connection, frame: switchboard_protocol::Frame) {
+    match conn.send(frame) {
+        SendOutcome::Queued => gateway.metrics.messages_out(conn.app.id(), 1),
+        SendOutcome::SlowConsumer => gateway.metrics.dropped(conn.app.id(), "slow_consumer", 1),
+        SendOutcome::Closed => gateway
+            .metrics
+            .dropped(conn.app.id(), "connection_closing", 1),
+    }
+}

@@ -1,0 +1,123 @@
+//! The `switchboard` binary: `serve` and `check-config`. Parses arguments,
+//! loads the config, binds the listener and hands over to
+//! [`switchboard_gateway::run`]; errors become one readable line and a
+//! non-zero exit.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use switchboard_gateway::config::Config;
+use switchboard_gateway::telemetry::init_logging;
+use switchboard_gateway::Gateway;
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "A real-time gateway speaking the Phoenix Channels protocol"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the embedded demo app when no config is given).
+    Serve {
+        /// TOML config file.
+        #[arg(long, env = "SWITCHBOARD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file and exit.
+    CheckConfig {
+        /// TOML config file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig { file } => match Config::load(&file) {
+            Ok(config) => {
+                println!("{}: ok ({} app(s))", file.display(), config.apps.len());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("switchboard: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Serve { config } => {
+            let config = match config {
+                Some(path) => match Config::load(&path) {
+                    Ok(config) => config,
+                    Err(error) => {
+                        eprintln!("switchboard: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+                None => Config::demo(),
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    eprintln!("switchboard: cannot start the runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(serve(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("switchboard: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging();
+    let demo = config.apps.iter().any(|a| a.id == "demo") && config.apps.len() == 1;
+    let listen = config.server.listen.clone();
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let gateway = Gateway::start(config).map_err(anyhow::Error::msg)?;
+    println!("switchboard listening on http://{addr}");
+    if demo {
+        println!(
+            "demo app: connect phoenix.js to ws://{addr}/socket with params {{app: \"demo\", token: \"alice\"}} and join \"room:lobby\""
+        );
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    switchboard_gateway::run(listener, gateway, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received");
+}
