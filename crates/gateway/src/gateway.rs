@@ -13,6 +13,7 @@ use crate::config::{AppConfig, Config, Limits, ServerSettings};
 use crate::hub::Hub;
 use crate::session::ConnectionRegistry;
 use crate::telemetry::Metrics;
+use crate::transport::longpoll::{spawn_reaper, LongPollSessions};
 use crate::upstream::Webhooks;
 
 /// Ready / draining flags behind `/health/ready` and connection admission.
@@ -62,6 +63,8 @@ pub struct Gateway {
     pub connections: ConnectionRegistry,
     /// Ready / draining.
     pub lifecycle: Lifecycle,
+    /// Long-poll sessions.
+    pub longpoll: LongPollSessions,
     connect_limiter: DefaultKeyedRateLimiter<IpAddr>,
     next_id: AtomicU64,
 }
@@ -95,18 +98,21 @@ impl Gateway {
         }
         let per_ip = std::num::NonZeroU32::new(config.limits.connects_per_ip_per_second.max(1))
             .unwrap_or(std::num::NonZeroU32::MIN);
-        Ok(Arc::new(Gateway {
+        let gateway = Arc::new(Gateway {
             hub: Hub::new(metrics.clone()),
             apps: Apps::new(apps, Some(state_file)),
             connections: ConnectionRegistry::default(),
             lifecycle: Lifecycle::default(),
+            longpoll: LongPollSessions::default(),
             connect_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(per_ip)),
             next_id: AtomicU64::new(1),
             server: config.server,
             limits: config.limits,
             metrics,
             webhooks,
-        }))
+        });
+        spawn_reaper(&gateway);
+        Ok(gateway)
     }
 
     /// A fresh connection id.

@@ -15,6 +15,7 @@ use axum::routing::{any, get, post, put};
 use axum::Router;
 
 use crate::gateway::Gateway;
+use crate::transport::longpoll::longpoll_handler;
 use crate::transport::websocket::websocket_handler;
 
 pub use error::ApiError;
@@ -24,6 +25,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     let body_limit = gateway.limits.max_body_bytes;
     Router::new()
         .route("/socket/websocket", any(websocket_handler))
+        .route("/socket/longpoll", any(longpoll_handler))
         .route("/api/v1/apps/{app}/broadcast", post(server_api::broadcast))
         .route(
             "/api/v1/apps/{app}/clients/{client_id}/disconnect",
@@ -36,6 +38,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route(
             "/api/v1/apps/{app}/schema/refresh",
             post(server_api::refresh_schema),
+        )
+        .route(
+            "/api/v1/apps/{app}/presence/{*topic}",
+            get(server_api::presence),
         )
         .route("/admin/v1/apps", get(admin::list_apps))
         .route(

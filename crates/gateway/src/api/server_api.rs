@@ -168,6 +168,16 @@ pub async fn connections(
     Json(json!({ "connections": list }))
 }
 
+/// `GET /api/v1/apps/{app}/presence/{topic}` (topic raw or percent-encoded)
+/// → `{"presence": <presence_state payload>}`.
+pub async fn presence(
+    State(gateway): State<Arc<Gateway>>,
+    AuthorizedApp(app): AuthorizedApp,
+    Path((_, topic)): Path<(String, String)>,
+) -> impl IntoResponse {
+    Json(json!({ "presence": gateway.hub.presence.state(app.id(), &topic) }))
+}
+
 /// `POST /api/v1/apps/{app}/schema/refresh` → 200 `{"version"}` or 502.
 pub async fn refresh_schema(
     State(gateway): State<Arc<Gateway>>,

@@ -5,10 +5,13 @@
 //! format ([`Broadcast`]) and every subscriber's queue gets a shared handle
 //! to those bytes. Delivery never waits: it offers the frame to each
 //! connection's bounded queue while holding only a shard's read lock, so no
-//! lock is ever held across an `.await`.
+//! lock is ever held across an `.await`. Presence tables live here too:
+//! they are per-topic state shared by every connection of the topic.
 
 mod broadcast;
+mod presence;
 mod topics;
 
 pub use broadcast::Broadcast;
-pub use topics::Hub;
+pub use presence::{join_meta, Presence};
+pub use topics::{Delivered, Hub};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::Broadcast;
+use super::{Broadcast, Presence};
 use crate::session::{Connection, SendOutcome};
 use crate::telemetry::Metrics;
 
@@ -33,6 +33,8 @@ pub struct Delivered {
 pub struct Hub {
     topics: DashMap<String, HashMap<u64, Arc<Connection>>>,
     metrics: Arc<Metrics>,
+    /// Presence tables of topics with `presence: true`.
+    pub presence: Presence,
 }
 
 impl Hub {
@@ -41,6 +43,7 @@ impl Hub {
         Self {
             topics: DashMap::new(),
             metrics,
+            presence: Presence::new(),
         }
     }
 

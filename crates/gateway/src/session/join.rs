@@ -3,10 +3,11 @@
 //! permission, ask the app's join webhook when it has one, then subscribe.
 
 use serde_json::Value;
-use switchboard_protocol::{Message, Payload};
+use switchboard_protocol::{encode_push, Message, Payload};
 use switchboard_schema::TopicError;
 
 use super::{JoinedChannel, Session};
+use crate::hub::{join_meta, Broadcast};
 use crate::upstream::{ask_join, emit_event, new_request_id, JoinDecision, LifecycleEvent};
 
 impl Session {
@@ -21,7 +22,7 @@ impl Session {
 
         let outcome = self.admit(&message).await;
         match outcome {
-            Ok(response) => {
+            Ok((response, presence)) => {
                 self.gateway.hub.subscribe(topic, &self.conn);
                 self.conn.add_topic(topic);
                 self.channels.insert(
@@ -32,6 +33,7 @@ impl Session {
                             .join_ref
                             .clone()
                             .or_else(|| message.msg_ref.clone()),
+                        presence,
                     },
                 );
                 self.gateway.metrics.join(self.conn.app.id());
@@ -42,6 +44,9 @@ impl Session {
                     "ok",
                     &Payload::Json(response),
                 );
+                if presence {
+                    self.track_presence(topic, join_ref.or(msg_ref), &message.payload);
+                }
                 emit_event(
                     &self.gateway.webhooks,
                     &self.conn.app,
@@ -72,8 +77,37 @@ impl Session {
         }
     }
 
-    /// Decides a join: Ok(join reply response) or the refusal.
-    async fn admit(&self, message: &Message) -> Result<Value, JoinRefusal> {
+    /// Tracks the client on a presence topic: `presence_state` to it (after
+    /// its join reply), then a `presence_diff` to every subscriber.
+    fn track_presence(&self, topic: &str, join_ref: Option<&str>, params: &Payload) {
+        let params = match params {
+            Payload::Json(value) => value,
+            Payload::Binary(_) => &Value::Null,
+        };
+        let meta = join_meta(params, &self.conn.identity.metadata);
+        let presence = &self.gateway.hub.presence;
+        let app = self.conn.app.id();
+        let diff = presence.track(
+            app,
+            topic,
+            self.conn.id,
+            &self.conn.identity.client_id,
+            meta,
+        );
+        let state = Payload::Json(presence.state(app, topic));
+        self.deliver(encode_push(
+            self.conn.format,
+            join_ref,
+            topic,
+            "presence_state",
+            &state,
+        ));
+        let diff = Broadcast::new(topic, "presence_diff", Payload::Json(diff));
+        self.gateway.hub.publish(app, &diff, None);
+    }
+
+    /// Decides a join: Ok((join reply response, presence on)) or the refusal.
+    async fn admit(&self, message: &Message) -> Result<(Value, bool), JoinRefusal> {
         let topic = message.topic.as_str();
         let app = &self.conn.app;
         let Some(schema) = app.schema() else {
@@ -89,8 +123,9 @@ impl Session {
         if !matched.may_join(&self.conn.identity.permissions) {
             return Err(JoinRefusal::reason("unauthorized"));
         }
+        let presence = matched.channel().presence();
         let Some(url) = &app.config().join_endpoint else {
-            return Ok(Value::Object(Default::default()));
+            return Ok((Value::Object(Default::default()), presence));
         };
         let params = match &message.payload {
             Payload::Json(value) => value.clone(),
@@ -108,7 +143,7 @@ impl Session {
         )
         .await
         {
-            Ok(JoinDecision::Allow(data)) => Ok(data),
+            Ok(JoinDecision::Allow(data)) => Ok((data, presence)),
             Ok(JoinDecision::Deny(reason)) => Err(JoinRefusal::reason_owned(reason)),
             Err(failure) => Err(JoinRefusal::reason(failure.reason())),
         }

@@ -31,6 +31,7 @@ pub use registry::{ConnectionRegistry, RegisterError};
 
 use crate::apps::PushLimiter;
 use crate::gateway::Gateway;
+use crate::hub::Broadcast;
 use crate::upstream::{emit_event, LifecycleEvent};
 
 /// A channel the client has joined.
@@ -41,6 +42,8 @@ struct JoinedChannel {
     /// What replies and pushes carry: the join_ref, or the join's ref when
     /// the client sent none.
     reply_join_ref: Option<String>,
+    /// Whether the client is tracked in the topic's presence.
+    presence: bool,
 }
 
 /// The per-connection protocol state machine.
@@ -52,8 +55,20 @@ pub struct Session {
 }
 
 impl Session {
-    /// A session for a newly accepted connection.
+    /// A session for a newly accepted connection; counts it as open and
+    /// tells the app (`connection.established`).
     pub fn new(gateway: Arc<Gateway>, conn: Arc<Connection>) -> Self {
+        gateway
+            .metrics
+            .connection_delta(conn.app.id(), conn.transport, 1);
+        emit_event(
+            &gateway.webhooks,
+            &conn.app,
+            LifecycleEvent::ConnectionEstablished,
+            &conn.identity.client_id,
+            None,
+            &conn.identity.metadata,
+        );
         Self {
             gateway,
             conn,
@@ -107,6 +122,9 @@ impl Session {
             self.forget_channel(&topic);
         }
         self.gateway.connections.unregister(&self.conn);
+        self.gateway
+            .metrics
+            .connection_delta(self.conn.app.id(), self.conn.transport, -1);
         emit_event(
             &self.gateway.webhooks,
             &self.conn.app,
@@ -123,6 +141,13 @@ impl Session {
             .hub
             .unsubscribe(self.conn.app.id(), topic, self.conn.id);
         self.conn.remove_topic(topic);
+        if joined.presence {
+            let app = self.conn.app.id();
+            if let Some(diff) = self.gateway.hub.presence.untrack(app, topic, self.conn.id) {
+                let diff = Broadcast::new(topic, "presence_diff", Payload::Json(diff));
+                self.gateway.hub.publish(app, &diff, None);
+            }
+        }
         emit_event(
             &self.gateway.webhooks,
             &self.conn.app,

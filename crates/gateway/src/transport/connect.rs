@@ -15,7 +15,7 @@ use switchboard_protocol::Vsn;
 use crate::apps::App;
 use crate::config::AuthSource;
 use crate::gateway::Gateway;
-use crate::session::Identity;
+use crate::session::{Connection, Identity, NewConnection, OutboundReceiver};
 use crate::telemetry::TransportKind;
 use crate::upstream::{authenticate, new_request_id, AuthRefusal, AuthRequest};
 
@@ -186,4 +186,36 @@ async fn admission(gateway: &Gateway, request: &ConnectRequest<'_>) -> Result<Ad
         }
     };
     Ok(Admitted { app, vsn, identity })
+}
+
+/// Creates and registers the connection of an admitted client; refuses it
+/// when its client is at `max_connections_per_client`.
+pub fn open_connection(
+    gateway: &Gateway,
+    admitted: Admitted,
+    transport: TransportKind,
+) -> Result<(Arc<Connection>, OutboundReceiver), Refusal> {
+    let (conn, receiver) = Connection::open(NewConnection {
+        id: gateway.next_connection_id(),
+        app: admitted.app,
+        identity: admitted.identity,
+        format: admitted
+            .vsn
+            .wire_format(transport == TransportKind::Websocket),
+        transport,
+        queue_limit: gateway.limits.outbound_queue,
+    });
+    if gateway
+        .connections
+        .register(&conn, gateway.limits.max_connections_per_client)
+        .is_err()
+    {
+        let refusal = Refusal::TooManyConnections;
+        gateway
+            .metrics
+            .auth_failure(conn.app.id(), refusal.reason());
+        tracing::info!(app = conn.app.id(), client_id = %conn.identity.client_id, reason = refusal.reason(), "connection refused");
+        return Err(refusal);
+    }
+    Ok((conn, receiver))
 }

@@ -1,9 +1,10 @@
 //! Client transports: accepting a connection (the checks every transport
 //! shares, in [`connect`]), then moving frames between the socket and the
-//! session. WebSocket lives in [`websocket`]; transports decide nothing about
+//! session. WebSocket lives in [`websocket`], long-poll in [`longpoll`]; transports decide nothing about
 //! topics.
 
 pub mod connect;
+pub mod longpoll;
 pub mod query;
 pub mod websocket;
 

@@ -20,10 +20,10 @@ use base64::Engine;
 use futures_util::SinkExt;
 use switchboard_protocol::{decode_binary_bytes, decode_text, peek_header, Frame, FrameRef, Vsn};
 
-use super::connect::{admit, ConnectRequest};
+use super::connect::{admit, open_connection, ConnectRequest};
 use super::query::ConnectQuery;
 use crate::gateway::Gateway;
-use crate::session::{CloseReason, Connection, NewConnection, Outbound, OutboundReceiver, Session};
+use crate::session::{CloseReason, Connection, Outbound, OutboundReceiver, Session};
 use crate::telemetry::TransportKind;
 
 /// phoenix.js 1.8 `authToken`: a subprotocol carrying the token.
@@ -65,26 +65,11 @@ pub async fn websocket_handler(
         upgrade.set_selected_protocol(HeaderValue::from_static("phoenix"));
     }
     let hard_cap = hard_frame_cap(gateway.limits.max_frame_bytes);
-    let (conn, receiver) = Connection::open(NewConnection {
-        id: gateway.next_connection_id(),
-        app: admitted.app,
-        identity: admitted.identity,
-        format: admitted.vsn.wire_format(true),
-        transport: TransportKind::Websocket,
-        queue_limit: gateway.limits.outbound_queue,
-    });
-    if gateway
-        .connections
-        .register(&conn, gateway.limits.max_connections_per_client)
-        .is_err()
-    {
-        let refusal = super::Refusal::TooManyConnections;
-        gateway
-            .metrics
-            .auth_failure(conn.app.id(), refusal.reason());
-        return refusal.into_response();
-    }
     let vsn = admitted.vsn;
+    let (conn, receiver) = match open_connection(&gateway, admitted, TransportKind::Websocket) {
+        Ok(opened) => opened,
+        Err(refusal) => return refusal.into_response(),
+    };
     upgrade
         .read_buffer_size(2048)
         .write_buffer_size(0)
@@ -138,17 +123,6 @@ async fn serve_socket(
     vsn: Vsn,
 ) {
     let app_id = conn.app.id().to_owned();
-    gateway
-        .metrics
-        .connection_delta(&app_id, TransportKind::Websocket, 1);
-    crate::upstream::emit_event(
-        &gateway.webhooks,
-        &conn.app,
-        crate::upstream::LifecycleEvent::ConnectionEstablished,
-        &conn.identity.client_id,
-        None,
-        &conn.identity.metadata,
-    );
     let mut session = Session::new(gateway.clone(), conn.clone());
     let idle_timeout = gateway.server.idle_timeout;
     let idle = tokio::time::sleep(idle_timeout);
@@ -202,9 +176,6 @@ async fn serve_socket(
     }
     conn.close(CloseReason::Disconnected);
     session.terminate();
-    gateway
-        .metrics
-        .connection_delta(&app_id, TransportKind::Websocket, -1);
 }
 
 /// Writes `first` and whatever else is already queued, then flushes once.

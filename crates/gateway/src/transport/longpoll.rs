@@ -1,0 +1,427 @@
+//! The long-poll transport at `/socket/longpoll`, as phoenix.js `LongPoll`
+//! speaks it (PHOENIX_PROTOCOL.md §8, CONTRACT §3 and §10).
+//!
+//! A session is a [`Session`] plus its outbound queue, kept in a table and
+//! named by a token the server signs (HMAC with a key made at startup, so a
+//! token cannot be forged or carried to another process). GET polls: it
+//! returns every queued message at once, or waits up to the poll window for
+//! one, answering 204 when none came. POST sends one message or an
+//! `application/x-ndjson` batch (at most 100 lines). Every answer is HTTP 200
+//! with the logical status in the JSON body, except refusals, which carry
+//! their own status as well. A session with neither GET nor POST for the
+//! session timeout ends, its channels with it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use dashmap::DashMap;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use switchboard_protocol::{decode_binary, decode_text, peek_header, FrameRef, Vsn};
+
+use super::connect::{admit, open_connection, ConnectRequest};
+use super::query::ConnectQuery;
+use crate::gateway::Gateway;
+use crate::session::{CloseReason, Connection, Outbound, OutboundReceiver, Session};
+use crate::telemetry::TransportKind;
+
+/// How long a GET is held waiting for a message (CONTRACT §10).
+pub const POLL_WINDOW: Duration = Duration::from_secs(10);
+/// A session with no GET or POST for this long ends (CONTRACT §10).
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(20);
+/// Lines of an ndjson POST processed; the rest are ignored, as Phoenix does.
+pub const MAX_BATCH_LINES: usize = 100;
+
+/// One long-poll client.
+struct LongPollSession {
+    id: String,
+    session: tokio::sync::Mutex<Session>,
+    outbound: tokio::sync::Mutex<OutboundReceiver>,
+    conn: Arc<Connection>,
+    vsn: Vsn,
+    /// Milliseconds since the table's epoch of the last GET or POST.
+    last_seen: AtomicU64,
+    ended: AtomicBool,
+}
+
+/// Every long-poll session of the process.
+pub struct LongPollSessions {
+    sessions: DashMap<String, Arc<LongPollSession>>,
+    key: [u8; 32],
+    epoch: Instant,
+}
+
+impl Default for LongPollSessions {
+    fn default() -> Self {
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        Self {
+            sessions: DashMap::new(),
+            key,
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl LongPollSessions {
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    fn signature(&self, id: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac takes any key");
+        mac.update(id.as_bytes());
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    }
+
+    fn issue_token(&self, id: &str) -> String {
+        format!("{id}.{}", self.signature(id))
+    }
+
+    /// The session id a token names, if the token is one this process signed.
+    fn verify(&self, token: &str) -> Option<String> {
+        let (id, signature) = token.split_once('.')?;
+        let expected = self.signature(id);
+        let same = expected.len() == signature.len()
+            && expected
+                .bytes()
+                .zip(signature.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        same.then(|| id.to_owned())
+    }
+
+    fn find(&self, token: &str) -> Option<Arc<LongPollSession>> {
+        let id = self.verify(token)?;
+        self.sessions.get(&id).map(|s| s.value().clone())
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn touch(&self, session: &LongPollSession) {
+        session.last_seen.store(self.now_ms(), Ordering::Release);
+    }
+
+    /// Ends sessions idle longer than [`SESSION_TIMEOUT`]; returns how many.
+    pub async fn reap_idle(&self) -> usize {
+        let cutoff = self
+            .now_ms()
+            .saturating_sub(SESSION_TIMEOUT.as_millis() as u64);
+        let idle: Vec<(String, Arc<LongPollSession>)> = self
+            .sessions
+            .iter()
+            .filter(|s| s.last_seen.load(Ordering::Acquire) < cutoff)
+            .map(|s| (s.key().clone(), s.value().clone()))
+            .collect();
+        for (id, session) in &idle {
+            tracing::info!(
+                app = session.conn.app.id(),
+                client_id = %session.conn.identity.client_id,
+                connection = session.conn.id,
+                "long-poll session timed out"
+            );
+            self.end(id, session).await;
+        }
+        idle.len()
+    }
+
+    async fn end(&self, id: &str, session: &LongPollSession) {
+        self.sessions.remove(id);
+        if !session.ended.swap(true, Ordering::AcqRel) {
+            session.conn.close(CloseReason::Disconnected);
+            session.session.lock().await.terminate();
+        }
+    }
+}
+
+/// Runs [`LongPollSessions::reap_idle`] every few seconds while the
+/// gateway lives.
+pub fn spawn_reaper(gateway: &Arc<Gateway>) {
+    let weak = Arc::downgrade(gateway);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tick.tick().await;
+            let Some(gateway) = weak.upgrade() else {
+                return;
+            };
+            gateway.longpoll.reap_idle().await;
+        }
+    });
+}
+
+/// `/socket/longpoll`, every method.
+pub async fn longpoll_handler(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    RawQuery(raw_query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let query = ConnectQuery::parse(raw_query.as_deref());
+    let session_token = header_str(&headers, "x-phoenix-longpoll-token")
+        .map(str::to_owned)
+        .or_else(|| query.tokens.last().cloned());
+    let session = session_token
+        .as_deref()
+        .and_then(|t| gateway.longpoll.find(t));
+    match method {
+        Method::OPTIONS => preflight(&headers),
+        Method::GET => match session {
+            Some(session) => poll(&gateway, session).await,
+            None => open(&gateway, &query, &headers, peer).await,
+        },
+        Method::POST => match session {
+            Some(session) => publish(&gateway, &session, &headers, &body).await,
+            None => answer(json!({ "status": 410 })),
+        },
+        _ => (StatusCode::BAD_REQUEST, cors_headers()).into_response(),
+    }
+}
+
+async fn open(
+    gateway: &Arc<Gateway>,
+    query: &ConnectQuery,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+) -> Response {
+    // The auth token is the first `token` unless that one is a session token
+    // (phoenix.js appends its session token after the user's params), or
+    // the X-Phoenix-AuthToken header.
+    let auth_token = header_str(headers, "x-phoenix-authtoken")
+        .map(str::to_owned)
+        .or_else(|| {
+            query
+                .tokens
+                .first()
+                .filter(|t| gateway.longpoll.verify(t).is_none())
+                .cloned()
+        });
+    let request = ConnectRequest {
+        app: query.app.as_deref(),
+        token: auth_token.as_deref(),
+        vsn: query.vsn.as_deref(),
+        client_type: query.client_type.as_deref(),
+        params: &query.params,
+        remote_ip: peer.ip(),
+        origin: header_str(headers, "origin"),
+        transport: TransportKind::Longpoll,
+    };
+    let admitted = match admit(gateway, request).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refused(refusal),
+    };
+    let vsn = admitted.vsn;
+    let (conn, outbound) = match open_connection(gateway, admitted, TransportKind::Longpoll) {
+        Ok(opened) => opened,
+        Err(refusal) => return refused(refusal),
+    };
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let session = Arc::new(LongPollSession {
+        id: id.clone(),
+        session: tokio::sync::Mutex::new(Session::new(gateway.clone(), conn.clone())),
+        outbound: tokio::sync::Mutex::new(outbound),
+        conn,
+        vsn,
+        last_seen: AtomicU64::new(gateway.longpoll.now_ms()),
+        ended: AtomicBool::new(false),
+    });
+    gateway.longpoll.sessions.insert(id.clone(), session);
+    answer(json!({ "status": 410, "token": gateway.longpoll.issue_token(&id), "messages": [] }))
+}
+
+async fn poll(gateway: &Arc<Gateway>, session: Arc<LongPollSession>) -> Response {
+    let sessions = &gateway.longpoll;
+    sessions.touch(&session);
+    let mut messages: Vec<Value> = Vec::new();
+    let mut closed = false;
+    {
+        let mut outbound = session.outbound.lock().await;
+        let first = match outbound.try_recv() {
+            Some(item) => Some(item),
+            None => tokio::time::timeout(POLL_WINDOW, outbound.recv())
+                .await
+                .unwrap_or(None),
+        };
+        let mut next = first;
+        while let Some(item) = next {
+            match item {
+                Outbound::Frame(frame) => {
+                    if let Some(text) = frame.as_text() {
+                        messages.push(Value::String(text.to_owned()));
+                    }
+                }
+                Outbound::Close(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+            next = outbound.try_recv();
+        }
+    }
+    sessions.touch(&session);
+    if closed {
+        sessions.end(&session.id, &session).await;
+        if messages.is_empty() {
+            return answer(json!({ "status": 410, "messages": [] }));
+        }
+    }
+    let token = sessions.issue_token(&session.id);
+    if messages.is_empty() {
+        answer(json!({ "status": 204, "token": token, "messages": [] }))
+    } else {
+        answer(json!({ "status": 200, "token": token, "messages": messages }))
+    }
+}
+
+async fn publish(
+    gateway: &Arc<Gateway>,
+    session: &Arc<LongPollSession>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response {
+    gateway.longpoll.touch(session);
+    let ndjson = header_str(headers, "content-type").is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|t| t.trim() == "application/x-ndjson")
+    });
+    let mut state = session.session.lock().await;
+    if ndjson {
+        let lines = body
+            .split(|b| *b == b'\n')
+            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+            .filter(|line| !line.is_empty())
+            .take(MAX_BATCH_LINES);
+        for line in lines {
+            receive_line(gateway, &mut state, line, session.vsn).await;
+        }
+    } else {
+        receive_text(gateway, &mut state, body, session.vsn).await;
+    }
+    answer(json!({ "status": 200 }))
+}
+
+/// An ndjson line: a text message, or standard base64 of a V2 binary push.
+async fn receive_line(gateway: &Gateway, state: &mut Session, line: &[u8], vsn: Vsn) {
+    if matches!(line.first(), Some(b'[') | Some(b'{')) {
+        return receive_text(gateway, state, line, vsn).await;
+    }
+    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(line) else {
+        return malformed(state, "ndjson line is neither JSON nor base64");
+    };
+    if bytes.len() > gateway.limits.max_frame_bytes {
+        return oversized(state, FrameRef::Binary(&bytes), vsn);
+    }
+    match decode_binary(&bytes) {
+        Ok(message) => state.handle(message).await,
+        Err(error) => malformed(state, &error.to_string()),
+    }
+}
+
+async fn receive_text(gateway: &Gateway, state: &mut Session, text: &[u8], vsn: Vsn) {
+    if text.len() > gateway.limits.max_frame_bytes {
+        return oversized(state, FrameRef::Text(text), vsn);
+    }
+    match decode_text(vsn, text) {
+        Ok(message) => state.handle(message).await,
+        Err(error) => malformed(state, &error.to_string()),
+    }
+}
+
+fn oversized(state: &mut Session, frame: FrameRef<'_>, vsn: Vsn) {
+    match peek_header(frame, vsn) {
+        Some(header) => state.refuse_oversized(header),
+        None => malformed(state, "oversized message without a readable header"),
+    }
+}
+
+fn malformed(state: &Session, error: &str) {
+    let conn = state.connection();
+    tracing::warn!(
+        app = conn.app.id(),
+        client_id = %conn.identity.client_id,
+        connection = conn.id,
+        error,
+        "dropped a long-poll message that could not be parsed"
+    );
+    state.count_malformed();
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+fn cors_headers() -> [(header::HeaderName, HeaderValue); 2] {
+    [
+        (
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    ]
+}
+
+fn answer(body: Value) -> Response {
+    (
+        StatusCode::OK,
+        cors_headers(),
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn refused(refusal: super::Refusal) -> Response {
+    (
+        refusal.status(),
+        cors_headers(),
+        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+        refusal.body().to_string(),
+    )
+        .into_response()
+}
+
+fn preflight(headers: &HeaderMap) -> Response {
+    let requested = headers
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static(""));
+    (
+        StatusCode::OK,
+        cors_headers(),
+        [
+            (header::ACCESS_CONTROL_ALLOW_HEADERS, requested),
+            (
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("get, post, options"),
+            ),
+            (
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("3600"),
+            ),
+        ],
+    )
+        .into_response()
+}

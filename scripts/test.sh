@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, Rust unit and integration tests,
+# then the end-to-end suite with the official phoenix.js client against the
+# real binary. Requires the Rust toolchain, Node.js >= 20 and npm. Nothing is
+# skipped: a missing tool is an error, not a pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
+
+command -v cargo >/dev/null || fail "cargo is required (install Rust with rustup)"
+command -v node >/dev/null || fail "Node.js >= 20 is required for the phoenix.js end-to-end suite"
+command -v npm >/dev/null || fail "npm is required for the phoenix.js end-to-end suite"
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || fail "Node.js >= 20 is required (found $(node --version))"
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== cargo test"
+cargo test --workspace
+echo "== phoenix.js end-to-end suite"
+cargo build -p switchboard
+export SWITCHBOARD_BIN="$PWD/target/debug/switchboard"
+(cd tests/e2e && npm ci --no-audit --no-fund && npm test)
