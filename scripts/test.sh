@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, Rust unit and integration tests,
-# then the end-to-end suite with the official phoenix.js client against the
-# real binary. Requires the Rust toolchain, Node.js >= 20 and npm. Nothing is
+# then the end-to-end suite with the official phoenix.js client and an
+# independent Python client against the real binary. Requires the Rust
+# toolchain, Node.js >= 20 with npm, and Python >= 3.11 (the first run fetches
+# packages from npm and PyPI). Nothing is
 # skipped: a missing tool is an error, not a pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +13,7 @@ fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
 command -v cargo >/dev/null || fail "cargo is required (install Rust with rustup)"
 command -v node >/dev/null || fail "Node.js >= 20 is required for the phoenix.js end-to-end suite"
 command -v npm >/dev/null || fail "npm is required for the phoenix.js end-to-end suite"
+command -v python3 >/dev/null || fail "python3 >= 3.11 is required for the Python compatibility suite"
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] || fail "Node.js >= 20 is required (found $(node --version))"
 
@@ -24,3 +27,5 @@ echo "== phoenix.js end-to-end suite"
 cargo build -p switchboard
 export SWITCHBOARD_BIN="$PWD/target/debug/switchboard"
 (cd tests/e2e && npm ci --no-audit --no-fund && npm test)
+echo "== Python compatibility suite (independent Phoenix clients)"
+tests/compat-python/run.sh

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use crate::apps::{spawn_schema_refresher, App, Apps};
+use crate::apps::{load_local_schema, spawn_schema_refresher, App, Apps};
 use crate::config::{AppConfig, Config, Limits, ServerSettings};
 use crate::hub::Hub;
 use crate::session::ConnectionRegistry;
@@ -94,6 +94,7 @@ impl Gateway {
             apps.push(Arc::new(App::new(app, in_flight, false)));
         }
         for app in &apps {
+            load_local_schema(app, &metrics);
             spawn_schema_refresher(webhooks.clone(), app.clone());
         }
         let per_ip = std::num::NonZeroU32::new(config.limits.connects_per_ip_per_second.max(1))

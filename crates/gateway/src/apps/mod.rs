@@ -12,4 +12,4 @@ mod schema_loader;
 pub use app::App;
 pub use rate_limit::{PushLimiter, RateLimitHit};
 pub use registry::{Apps, RegistryError};
-pub use schema_loader::{load_schema, spawn_schema_refresher};
+pub use schema_loader::{load_local_schema, load_schema, spawn_schema_refresher};

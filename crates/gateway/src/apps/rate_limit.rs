@@ -28,7 +28,8 @@ pub enum RateLimitHit {
 /// The push limiters of one connection.
 #[derive(Default)]
 pub struct PushLimiter {
-    /// The schema the limiters were built from; a new schema resets them.
+    /// The schema the limiters were built from; a schema with other limits
+    /// resets them.
     schema: Option<Arc<Schema>>,
     default: Option<DefaultDirectRateLimiter>,
     by_event: HashMap<String, DefaultDirectRateLimiter>,
@@ -38,7 +39,15 @@ impl PushLimiter {
     /// Counts one push of `event` and says whether it is over a limit. Every
     /// push counts, refused or not (CONTRACT §10).
     pub fn check(&mut self, schema: &Arc<Schema>, event: &str) -> Result<(), RateLimitHit> {
-        if !self.schema.as_ref().is_some_and(|s| Arc::ptr_eq(s, schema)) {
+        // Every refresh installs a new `Arc<Schema>`, even when the document
+        // did not change; only different limits start the counts afresh.
+        let same_limits = self
+            .schema
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, schema) || s.rate_limits() == schema.rate_limits());
+        if same_limits {
+            self.schema = Some(schema.clone());
+        } else {
             *self = PushLimiter {
                 schema: Some(schema.clone()),
                 default: schema.rate_limits().default.as_ref().map(limiter),

@@ -63,6 +63,27 @@ async fn fetch_and_compile(webhooks: &Webhooks, app: &App) -> Result<Arc<Schema>
         .map_err(|e| format!("invalid schema: {e}"))
 }
 
+/// Loads an inline or file schema right away, so that an app whose schema
+/// needs no network is ready before the server listens. Endpoint schemas
+/// are left to the refresher. A failure is logged and counted like any
+/// failed fetch; the refresher retries.
+pub fn load_local_schema(app: &App, metrics: &crate::telemetry::Metrics) {
+    let bytes = match &app.config().schema {
+        SchemaSource::Endpoint(_) => return,
+        SchemaSource::Inline(text) => Ok(text.as_bytes().to_vec()),
+        SchemaSource::File(path) => {
+            std::fs::read(path).map_err(|e| format!("schema_file {}: {e}", path.display()))
+        }
+    };
+    match bytes.and_then(|b| Schema::from_json(&b).map_err(|e| format!("invalid schema: {e}"))) {
+        Ok(schema) => app.set_schema(Arc::new(schema)),
+        Err(error) => {
+            metrics.schema_fetch_failure(app.id());
+            tracing::warn!(app = app.id(), %error, "schema could not be loaded at startup");
+        }
+    }
+}
+
 /// Keeps the app's schema fresh until the app is removed: loads now, then
 /// every refresh interval; after a failure retries sooner (1 s doubling up
 /// to the interval). `App::wake_refresher` cuts a wait short.
