@@ -2,16 +2,18 @@
 //! app registry, the hub, the webhook client, metrics, the connection
 //! registry and the lifecycle (ready, draining).
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 
-use crate::apps::{load_local_schema, spawn_schema_refresher, App, Apps};
+use crate::apps::{load_local_schema, spawn_schema_refresher, App, Apps, RegistryError};
+use crate::cluster::RedisEngine;
 use crate::config::{AppConfig, Config, Limits, ServerSettings};
 use crate::hub::Hub;
-use crate::session::ConnectionRegistry;
+use crate::session::{CloseReason, ConnectionRegistry};
 use crate::telemetry::Metrics;
 use crate::transport::longpoll::{spawn_reaper, LongPollSessions};
 use crate::upstream::Webhooks;
@@ -65,6 +67,9 @@ pub struct Gateway {
     pub lifecycle: Lifecycle,
     /// Long-poll sessions.
     pub longpoll: LongPollSessions,
+    /// This node's name: `SWITCHBOARD_NODE`, else `<host>-<random>` so that
+    /// several processes on one host are distinct nodes.
+    pub node: String,
     connect_limiter: DefaultKeyedRateLimiter<IpAddr>,
     next_id: AtomicU64,
 }
@@ -83,7 +88,12 @@ impl Gateway {
             .map(|app| Arc::new(App::new(app, in_flight, true)))
             .collect();
         let state_file = config.server.state_file.clone();
-        for raw in Apps::read_state_file(&state_file)? {
+        // In a cluster, admin-registered apps live in Redis, not the state file.
+        let state_apps = match config.cluster {
+            Some(_) => Vec::new(),
+            None => Apps::read_state_file(&state_file)?,
+        };
+        for raw in state_apps {
             let app = raw
                 .validate(&config.server)
                 .map_err(|e| format!("state file {}: {e}", state_file.display()))?;
@@ -97,14 +107,16 @@ impl Gateway {
             load_local_schema(app, &metrics);
             spawn_schema_refresher(webhooks.clone(), app.clone());
         }
+        let cluster = config.cluster.clone();
         let per_ip = std::num::NonZeroU32::new(config.limits.connects_per_ip_per_second.max(1))
             .unwrap_or(std::num::NonZeroU32::MIN);
         let gateway = Arc::new(Gateway {
             hub: Hub::new(metrics.clone()),
-            apps: Apps::new(apps, Some(state_file)),
+            apps: Apps::new(apps, cluster.is_none().then_some(state_file)),
             connections: ConnectionRegistry::default(),
             lifecycle: Lifecycle::default(),
             longpoll: LongPollSessions::default(),
+            node: node_name(),
             connect_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(per_ip)),
             next_id: AtomicU64::new(1),
             server: config.server,
@@ -113,6 +125,10 @@ impl Gateway {
             webhooks,
         });
         spawn_reaper(&gateway);
+        if let Some(cluster) = &cluster {
+            let engine = RedisEngine::start(&gateway, cluster)?;
+            gateway.hub.set_engine(engine);
+        }
         Ok(gateway)
     }
 
@@ -134,14 +150,96 @@ impl Gateway {
         allowed
     }
 
-    /// Wraps an admin-registered app and starts its schema refresher.
-    pub fn new_registered_app(self: &Arc<Self>, config: AppConfig) -> Arc<App> {
+    /// Adds or replaces an admin-registered app on this node. Returns true
+    /// when it is new. A replaced app's clients are closed (they reconnect
+    /// and meet the new config).
+    pub fn install_registered_app(&self, config: AppConfig) -> Result<bool, RegistryError> {
+        if self.apps.get(&config.id).is_some_and(|a| a.from_config()) {
+            return Err(RegistryError::DefinedInConfig);
+        }
         let app = Arc::new(App::new(
             config,
             self.limits.webhooks_in_flight_per_app,
             false,
         ));
+        load_local_schema(&app, &self.metrics);
         spawn_schema_refresher(self.webhooks.clone(), app.clone());
-        app
+        match self.apps.put(app.clone()) {
+            Ok(Some(previous)) => {
+                self.retire(&previous);
+                Ok(false)
+            }
+            Ok(None) => Ok(true),
+            Err(error) => {
+                app.mark_removed();
+                Err(error)
+            }
+        }
     }
+
+    /// Removes an admin-registered app from this node and closes its clients.
+    pub fn remove_registered_app(&self, id: &str) -> Result<(), RegistryError> {
+        let removed = self.apps.remove(id)?;
+        self.retire(&removed);
+        Ok(())
+    }
+
+    /// Makes this node's admin-registered apps exactly `wanted` (the
+    /// cluster's shared registry), touching only apps whose config changed.
+    pub fn sync_registered_apps(&self, wanted: Vec<AppConfig>) {
+        let wanted_ids: HashSet<String> = wanted.iter().map(|c| c.id.clone()).collect();
+        for config in wanted {
+            let unchanged = self
+                .apps
+                .get(&config.id)
+                .is_some_and(|app| app.from_config() || app.config() == &config);
+            if !unchanged {
+                let id = config.id.clone();
+                if self.install_registered_app(config).is_ok() {
+                    tracing::info!(
+                        app = id,
+                        "app registered on another node is now served here"
+                    );
+                }
+            }
+        }
+        for app in self.apps.all() {
+            let gone = !app.from_config() && !wanted_ids.contains(app.id());
+            if gone && self.remove_registered_app(app.id()).is_ok() {
+                tracing::info!(
+                    app = app.id(),
+                    "app removed on another node is no longer served here"
+                );
+            }
+        }
+    }
+
+    /// Stops an app's schema refresher and closes its clients.
+    fn retire(&self, app: &Arc<App>) {
+        app.mark_removed();
+        self.connections
+            .close_matching(app.id(), None, CloseReason::AppRemoved);
+    }
+
+    /// True when the node takes connections: serving, not draining, and (in
+    /// a cluster) Redis reachable.
+    pub fn is_ready(&self) -> bool {
+        self.lifecycle.is_ready() && self.hub.engine().is_healthy()
+    }
+}
+
+fn node_name() -> String {
+    if let Some(name) = std::env::var("SWITCHBOARD_NODE")
+        .ok()
+        .filter(|n| !n.is_empty())
+    {
+        return name;
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".to_owned());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..6])
 }

@@ -16,6 +16,7 @@
 //! - [`hub`]: subscriptions and encode-once fan-out.
 //! - [`apps`]: tenants, their schemas and push rate limits.
 //! - [`upstream`]: webhooks to app backends.
+//! - [`cluster`]: the Redis engine that makes many nodes one gateway.
 //! - [`api`]: server API, admin API, health, metrics.
 //! - [`config`], [`telemetry`]: settings; logs and metrics.
 //!
@@ -26,6 +27,7 @@
 
 pub mod api;
 pub mod apps;
+pub mod cluster;
 pub mod config;
 pub mod gateway;
 pub mod hub;

@@ -16,7 +16,6 @@ use super::ApiError;
 use crate::apps::RegistryError;
 use crate::config::RawApp;
 use crate::gateway::Gateway;
-use crate::session::CloseReason;
 
 /// Proof that the request carried the admin token.
 pub struct Admin;
@@ -83,21 +82,23 @@ pub async fn put_app(
     if gateway.apps.get(&app_id).is_some_and(|a| a.from_config()) {
         return Err(conflict());
     }
-    let app = gateway.new_registered_app(config);
-    match gateway.apps.put(app.clone()) {
-        Ok(Some(previous)) => {
-            retire(&gateway, &previous);
-            tracing::info!(app = app_id, "app replaced through the admin API");
-            Ok((StatusCode::OK, Json(json!({ "id": app_id }))).into_response())
-        }
-        Ok(None) => {
+    let engine = gateway.hub.engine();
+    if engine.shares_apps() {
+        engine
+            .save_app(&app_id, Some(&config.to_raw()))
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e))?;
+    }
+    match gateway.install_registered_app(config) {
+        Ok(true) => {
             tracing::info!(app = app_id, "app registered through the admin API");
             Ok((StatusCode::CREATED, Json(json!({ "id": app_id }))).into_response())
         }
-        Err(error) => {
-            app.mark_removed();
-            Err(registry_error(error))
+        Ok(false) => {
+            tracing::info!(app = app_id, "app replaced through the admin API");
+            Ok((StatusCode::OK, Json(json!({ "id": app_id }))).into_response())
         }
+        Err(error) => Err(registry_error(error)),
     }
 }
 
@@ -107,19 +108,23 @@ pub async fn delete_app(
     _: Admin,
     Path(app_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let removed = gateway.apps.remove(&app_id).map_err(registry_error)?;
-    retire(&gateway, &removed);
+    match gateway.apps.get(&app_id) {
+        None => return Err(registry_error(RegistryError::NotFound)),
+        Some(app) if app.from_config() => return Err(conflict()),
+        Some(_) => {}
+    }
+    let engine = gateway.hub.engine();
+    if engine.shares_apps() {
+        engine
+            .save_app(&app_id, None)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, e))?;
+    }
+    gateway
+        .remove_registered_app(&app_id)
+        .map_err(registry_error)?;
     tracing::info!(app = app_id, "app removed through the admin API");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Stops an app's refresher and closes its clients (they reconnect and meet
-/// the new config, or `unknown_app`).
-fn retire(gateway: &Gateway, app: &Arc<crate::apps::App>) {
-    app.mark_removed();
-    gateway
-        .connections
-        .close_matching(app.id(), None, CloseReason::AppRemoved);
 }
 
 fn conflict() -> ApiError {

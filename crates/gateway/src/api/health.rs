@@ -20,13 +20,16 @@ pub async fn live() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /health/ready`: 503 while starting or draining.
+/// `GET /health/ready`: 503 while starting, draining, or (in a cluster)
+/// while Redis is unreachable.
 pub async fn ready(State(gateway): State<Arc<Gateway>>) -> impl IntoResponse {
-    if gateway.lifecycle.is_ready() {
+    if gateway.is_ready() {
         (StatusCode::OK, Json(json!({ "status": "ok" })))
     } else {
         let status = if gateway.lifecycle.is_draining() {
             "draining"
+        } else if !gateway.hub.engine().is_healthy() {
+            "cluster_unavailable"
         } else {
             "starting"
         };

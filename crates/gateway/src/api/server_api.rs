@@ -140,28 +140,28 @@ pub async fn connections(
     AuthorizedApp(app): AuthorizedApp,
     Query(filter): Query<ConnectionFilter>,
 ) -> impl IntoResponse {
-    let node = node_name();
-    let list: Vec<Value> = gateway
-        .connections
-        .list(
-            app.id(),
-            filter.client_id.as_deref(),
-            filter.topic.as_deref(),
-        )
-        .iter()
-        .map(|conn| {
-            json!({
-                "id": conn.id.to_string(),
-                "client_id": conn.identity.client_id,
-                "client_type": conn.identity.client_type,
-                "metadata": conn.identity.metadata,
-                "topics": conn.topics(),
-                "connected_at": conn.connected_at,
-                "node": node,
-                "transport": match conn.transport {
-                    crate::telemetry::TransportKind::Websocket => "websocket",
-                    crate::telemetry::TransportKind::Longpoll => "longpoll",
-                },
+    let all: Vec<Value> = match gateway.hub.engine().connections(app.id()).await {
+        Some(cluster_wide) => cluster_wide,
+        None => gateway
+            .connections
+            .list(app.id(), None, None)
+            .iter()
+            .map(|conn| conn.listing(&gateway.node))
+            .collect(),
+    };
+    let list: Vec<Value> = all
+        .into_iter()
+        .filter(|c| {
+            filter
+                .client_id
+                .as_deref()
+                .is_none_or(|id| c["client_id"] == id)
+        })
+        .filter(|c| {
+            filter.topic.as_deref().is_none_or(|topic| {
+                c["topics"]
+                    .as_array()
+                    .is_some_and(|topics| topics.iter().any(|t| t == topic))
             })
         })
         .collect();
@@ -175,7 +175,7 @@ pub async fn presence(
     AuthorizedApp(app): AuthorizedApp,
     Path((_, topic)): Path<(String, String)>,
 ) -> impl IntoResponse {
-    Json(json!({ "presence": gateway.hub.presence.state(app.id(), &topic) }))
+    Json(json!({ "presence": gateway.hub.presence_state(app.id(), &topic).await }))
 }
 
 /// `POST /api/v1/apps/{app}/schema/refresh` → 200 `{"version"}` or 502.
@@ -187,18 +187,4 @@ pub async fn refresh_schema(
         Ok(version) => (StatusCode::OK, Json(json!({ "version": version }))),
         Err(reason) => (StatusCode::BAD_GATEWAY, Json(json!({ "reason": reason }))),
     }
-}
-
-/// This node's name in connection listings: `SWITCHBOARD_NODE`, else the
-/// host name.
-pub fn node_name() -> String {
-    std::env::var("SWITCHBOARD_NODE")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "local".to_owned())
 }

@@ -132,6 +132,14 @@ pub struct RawCluster {
     /// Default 10.
     #[serde(default = "default_node_ttl_secs")]
     pub node_ttl_secs: u64,
+    /// Prefix of every Redis key and channel, so several deployments (or
+    /// tests) can share one Redis. Default `switchboard`.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+}
+
+fn default_key_prefix() -> String {
+    "switchboard".to_owned()
 }
 
 fn default_node_ttl_secs() -> u64 {

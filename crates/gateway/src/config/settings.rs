@@ -74,6 +74,8 @@ pub struct ClusterSettings {
     pub redis_url: String,
     /// A node silent this long is dead; its presence and connections go.
     pub node_ttl: Duration,
+    /// Prefix of every Redis key and channel.
+    pub key_prefix: String,
 }
 
 /// One app, validated.

@@ -85,6 +85,7 @@ fn full_file_sets_every_key() {
         Some(ClusterSettings {
             redis_url: "redis://127.0.0.1:6379/2".to_owned(),
             node_ttl: Duration::from_secs(7),
+            key_prefix: "sb-test".to_owned(),
         })
     );
 

@@ -149,9 +149,16 @@ fn cluster(raw: RawCluster) -> Result<ClusterSettings, ConfigError> {
             ))
         }
     }
+    if raw.key_prefix.is_empty() || raw.key_prefix.contains(char::is_whitespace) {
+        return Err(ConfigError::invalid(
+            "cluster.key_prefix",
+            "must be non-empty and without whitespace",
+        ));
+    }
     Ok(ClusterSettings {
         redis_url,
         node_ttl: seconds("cluster.node_ttl_secs", raw.node_ttl_secs, 1)?,
+        key_prefix: raw.key_prefix,
     })
 }
 

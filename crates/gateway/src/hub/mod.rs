@@ -9,9 +9,11 @@
 //! they are per-topic state shared by every connection of the topic.
 
 mod broadcast;
+mod engine;
 mod presence;
 mod topics;
 
 pub use broadcast::Broadcast;
-pub use presence::{join_meta, Presence};
+pub use engine::{Engine, MemoryEngine, PresenceEntry};
+pub use presence::{diff_of, join_meta, state_of, Presence};
 pub use topics::{Delivered, Hub};

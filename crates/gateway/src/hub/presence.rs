@@ -13,16 +13,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dashmap::DashMap;
 use serde_json::{json, Map, Value};
 
-/// One tracked connection on a topic.
-#[derive(Debug, Clone)]
-struct Entry {
-    key: String,
-    meta: Map<String, Value>,
-}
+use super::engine::PresenceEntry;
 
 /// Presence tables of every topic with presence, by `(app, topic)`.
 pub struct Presence {
-    topics: DashMap<String, HashMap<u64, Entry>>,
+    topics: DashMap<String, HashMap<u64, PresenceEntry>>,
     ref_prefix: String,
     next_ref: AtomicU64,
 }
@@ -50,7 +45,8 @@ impl Presence {
     }
 
     /// Tracks `connection` under `presence_key` with `meta`; returns the
-    /// `presence_diff` payload announcing it.
+    /// `presence_diff` payload announcing it and the entry (with its
+    /// `phx_ref`).
     pub fn track(
         &self,
         app: &str,
@@ -58,14 +54,14 @@ impl Presence {
         connection: u64,
         presence_key: &str,
         mut meta: Map<String, Value>,
-    ) -> Value {
+    ) -> (Value, PresenceEntry) {
         let phx_ref = format!(
             "{}{:x}",
             self.ref_prefix,
             self.next_ref.fetch_add(1, Ordering::Relaxed)
         );
         meta.insert("phx_ref".into(), Value::String(phx_ref));
-        let entry = Entry {
+        let entry = PresenceEntry {
             key: presence_key.to_owned(),
             meta,
         };
@@ -73,8 +69,8 @@ impl Presence {
         self.topics
             .entry(key(app, topic))
             .or_default()
-            .insert(connection, entry);
-        diff
+            .insert(connection, entry.clone());
+        (diff, entry)
     }
 
     /// Stops tracking `connection`; returns the `presence_diff` payload
@@ -88,28 +84,58 @@ impl Presence {
         removed.map(|entry| diff(None, Some(&entry)))
     }
 
-    /// The `presence_state` payload of a topic: key → `{"metas": [...]}`,
-    /// metas in the order they were tracked.
-    pub fn state(&self, app: &str, topic: &str) -> Value {
-        let mut state = Map::new();
-        if let Some(entries) = self.topics.get(&key(app, topic)) {
-            let mut ordered: Vec<(&u64, &Entry)> = entries.iter().collect();
-            ordered.sort_by_key(|(connection, _)| **connection);
-            for (_, entry) in ordered {
-                let slot = state
-                    .entry(entry.key.clone())
-                    .or_insert_with(|| json!({ "metas": [] }));
-                if let Some(metas) = slot.get_mut("metas").and_then(Value::as_array_mut) {
-                    metas.push(Value::Object(entry.meta.clone()));
-                }
+    /// The local entries of a topic, in the order they were tracked.
+    pub fn entries(&self, app: &str, topic: &str) -> Vec<PresenceEntry> {
+        let Some(entries) = self.topics.get(&key(app, topic)) else {
+            return Vec::new();
+        };
+        let mut ordered: Vec<(&u64, &PresenceEntry)> = entries.iter().collect();
+        ordered.sort_by_key(|(connection, _)| **connection);
+        ordered.into_iter().map(|(_, e)| e.clone()).collect()
+    }
+
+    /// Every local entry: `(app, topic, connection, entry)`, for re-sharing
+    /// after the cluster store lost its data.
+    pub fn all_entries(&self) -> Vec<(String, String, u64, PresenceEntry)> {
+        let mut all = Vec::new();
+        for topic in self.topics.iter() {
+            let Some((app, name)) = topic.key().split_once('\n') else {
+                continue;
+            };
+            for (connection, entry) in topic.value() {
+                all.push((app.to_owned(), name.to_owned(), *connection, entry.clone()));
             }
         }
-        Value::Object(state)
+        all
+    }
+
+    /// The `presence_state` payload of a topic from this node's table.
+    pub fn state(&self, app: &str, topic: &str) -> Value {
+        state_of(&self.entries(app, topic))
     }
 }
 
-fn diff(joined: Option<&Entry>, left: Option<&Entry>) -> Value {
-    let side = |entry: Option<&Entry>| {
+/// A `presence_state` payload: key → `{"metas": [...]}`, metas in order.
+pub fn state_of(entries: &[PresenceEntry]) -> Value {
+    let mut state = Map::new();
+    for entry in entries {
+        let slot = state
+            .entry(entry.key.clone())
+            .or_insert_with(|| json!({ "metas": [] }));
+        if let Some(metas) = slot.get_mut("metas").and_then(Value::as_array_mut) {
+            metas.push(Value::Object(entry.meta.clone()));
+        }
+    }
+    Value::Object(state)
+}
+
+/// A `presence_diff` payload with the given joins and leaves.
+pub fn diff_of(joins: &[PresenceEntry], leaves: &[PresenceEntry]) -> Value {
+    json!({ "joins": state_of(joins), "leaves": state_of(leaves) })
+}
+
+fn diff(joined: Option<&PresenceEntry>, left: Option<&PresenceEntry>) -> Value {
+    let side = |entry: Option<&PresenceEntry>| {
         let mut side = Map::new();
         if let Some(entry) = entry {
             side.insert(
@@ -146,7 +172,7 @@ mod tests {
     #[test]
     fn two_connections_of_one_client_are_two_metas_under_one_key() {
         let presence = Presence::new();
-        let a = presence.track("app", "room:1", 1, "alice", Map::new());
+        let (a, _) = presence.track("app", "room:1", 1, "alice", Map::new());
         presence.track("app", "room:1", 2, "alice", Map::new());
         presence.track("app", "room:1", 3, "bob", Map::new());
         let state = presence.state("app", "room:1");

@@ -196,6 +196,20 @@ impl Connection {
         lock(&self.topics).retain(|t| &**t != topic);
     }
 
+    /// The connection as the connections API lists it.
+    pub fn listing(&self, node: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id.to_string(),
+            "client_id": self.identity.client_id,
+            "client_type": self.identity.client_type,
+            "metadata": self.identity.metadata,
+            "topics": self.topics(),
+            "connected_at": self.connected_at,
+            "node": node,
+            "transport": self.transport.as_str(),
+        })
+    }
+
     fn mark_taken(&self, item: &Outbound) {
         if matches!(item, Outbound::Frame(_)) {
             self.queued.fetch_sub(1, Ordering::AcqRel);

@@ -7,7 +7,7 @@ use switchboard_protocol::{encode_push, Message, Payload};
 use switchboard_schema::TopicError;
 
 use super::{JoinedChannel, Session};
-use crate::hub::{join_meta, Broadcast};
+use crate::hub::join_meta;
 use crate::upstream::{ask_join, emit_event, new_request_id, JoinDecision, LifecycleEvent};
 
 impl Session {
@@ -23,8 +23,9 @@ impl Session {
         let outcome = self.admit(&message).await;
         match outcome {
             Ok((response, presence)) => {
-                self.gateway.hub.subscribe(topic, &self.conn);
+                self.gateway.hub.subscribe(topic, &self.conn).await;
                 self.conn.add_topic(topic);
+                self.gateway.hub.engine().connection_updated(&self.conn);
                 self.channels.insert(
                     topic.to_owned(),
                     JoinedChannel {
@@ -45,7 +46,8 @@ impl Session {
                     &Payload::Json(response),
                 );
                 if presence {
-                    self.track_presence(topic, join_ref.or(msg_ref), &message.payload);
+                    self.track_presence(topic, join_ref.or(msg_ref), &message.payload)
+                        .await;
                 }
                 emit_event(
                     &self.gateway.webhooks,
@@ -79,22 +81,17 @@ impl Session {
 
     /// Tracks the client on a presence topic: `presence_state` to it (after
     /// its join reply), then a `presence_diff` to every subscriber.
-    fn track_presence(&self, topic: &str, join_ref: Option<&str>, params: &Payload) {
+    async fn track_presence(&self, topic: &str, join_ref: Option<&str>, params: &Payload) {
         let params = match params {
             Payload::Json(value) => value,
             Payload::Binary(_) => &Value::Null,
         };
         let meta = join_meta(params, &self.conn.identity.metadata);
-        let presence = &self.gateway.hub.presence;
+        let hub = &self.gateway.hub;
         let app = self.conn.app.id();
-        let diff = presence.track(
-            app,
-            topic,
-            self.conn.id,
-            &self.conn.identity.client_id,
-            meta,
-        );
-        let state = Payload::Json(presence.state(app, topic));
+        let client_id = &self.conn.identity.client_id;
+        hub.track_presence(app, topic, self.conn.id, client_id, meta);
+        let state = Payload::Json(hub.presence_state(app, topic).await);
         self.deliver(encode_push(
             self.conn.format,
             join_ref,
@@ -102,8 +99,6 @@ impl Session {
             "presence_state",
             &state,
         ));
-        let diff = Broadcast::new(topic, "presence_diff", Payload::Json(diff));
-        self.gateway.hub.publish(app, &diff, None);
     }
 
     /// Decides a join: Ok((join reply response, presence on)) or the refusal.

@@ -31,7 +31,6 @@ pub use registry::{ConnectionRegistry, RegisterError};
 
 use crate::apps::PushLimiter;
 use crate::gateway::Gateway;
-use crate::hub::Broadcast;
 use crate::upstream::{emit_event, LifecycleEvent};
 
 /// A channel the client has joined.
@@ -61,6 +60,7 @@ impl Session {
         gateway
             .metrics
             .connection_delta(conn.app.id(), conn.transport, 1);
+        gateway.hub.engine().connection_updated(&conn);
         emit_event(
             &gateway.webhooks,
             &conn.app,
@@ -122,6 +122,7 @@ impl Session {
             self.forget_channel(&topic);
         }
         self.gateway.connections.unregister(&self.conn);
+        self.gateway.hub.engine().connection_closed(&self.conn);
         self.gateway
             .metrics
             .connection_delta(self.conn.app.id(), self.conn.transport, -1);
@@ -141,12 +142,11 @@ impl Session {
             .hub
             .unsubscribe(self.conn.app.id(), topic, self.conn.id);
         self.conn.remove_topic(topic);
+        self.gateway.hub.engine().connection_updated(&self.conn);
         if joined.presence {
-            let app = self.conn.app.id();
-            if let Some(diff) = self.gateway.hub.presence.untrack(app, topic, self.conn.id) {
-                let diff = Broadcast::new(topic, "presence_diff", Payload::Json(diff));
-                self.gateway.hub.publish(app, &diff, None);
-            }
+            self.gateway
+                .hub
+                .untrack_presence(self.conn.app.id(), topic, self.conn.id);
         }
         emit_event(
             &self.gateway.webhooks,

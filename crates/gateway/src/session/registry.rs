@@ -89,6 +89,11 @@ impl ConnectionRegistry {
         all.iter().filter(|c| c.close(reason)).count()
     }
 
+    /// Every open connection of the node.
+    pub fn all(&self) -> Vec<Arc<Connection>> {
+        self.by_id.iter().map(|c| c.value().clone()).collect()
+    }
+
     /// Number of open connections.
     pub fn len(&self) -> usize {
         self.by_id.len()

@@ -124,7 +124,8 @@ async fn admission(gateway: &Gateway, request: &ConnectRequest<'_>) -> Result<Ad
         return Err(Refusal::Draining);
     }
     if !gateway.allow_connect_from(request.remote_ip) {
-        if let Some(app) = request.app {
+        // Only known app ids become label values: anyone can make one up.
+        if let Some(app) = request.app.filter(|id| gateway.apps.get(id).is_some()) {
             gateway.metrics.rate_limited(app, "connect");
         }
         return Err(Refusal::RateLimited);

@@ -1,0 +1,409 @@
+//! [`RedisEngine`]: the [`Engine`] of a clustered node.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use base64::Engine as _;
+use dashmap::DashMap;
+use fred::clients::{Client, SubscriberClient};
+use fred::interfaces::{ClientLike, HashesInterface, PubsubInterface};
+use fred::types::config::{Config as RedisConfig, ReconnectPolicy};
+use fred::types::Builder;
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchboard_protocol::Payload;
+use tokio::sync::OnceCell;
+
+use super::keys::{field, field_node, Keys};
+use super::outbox::{Outbox, Write};
+use crate::config::{ClusterSettings, RawApp};
+use crate::gateway::Gateway;
+use crate::hub::{Broadcast, Engine, PresenceEntry};
+use crate::session::Connection;
+use crate::telemetry::Metrics;
+
+/// How long a join waits for Redis to confirm a subscription before it
+/// answers anyway (the subscription is retried when Redis is back).
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A broadcast as it travels between nodes.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Envelope {
+    /// Origin node (it already delivered locally).
+    pub n: String,
+    /// Event.
+    pub e: String,
+    /// JSON payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p: Option<Value>,
+    /// Binary payload, standard base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b: Option<String>,
+}
+
+/// A presence entry as stored in Redis.
+#[derive(Serialize, Deserialize)]
+pub(super) struct StoredPresence {
+    pub key: String,
+    pub meta: serde_json::Map<String, Value>,
+}
+
+/// The engine of a node that shares Redis with other nodes.
+pub struct RedisEngine {
+    pub(super) node: String,
+    pub(super) keys: Keys,
+    pub(super) client: Client,
+    pub(super) subscriber: SubscriberClient,
+    pub(super) gateway: Weak<Gateway>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) node_ttl: Duration,
+    pub(super) healthy: AtomicBool,
+    pub(super) subscriptions: Arc<DashMap<String, Arc<OnceCell<()>>>>,
+    /// Nodes whose liveness key existed at the last check.
+    pub(super) alive: RwLock<HashSet<String>>,
+    pub(super) outbox: Outbox,
+    pub(super) app_sync_wake: tokio::sync::Notify,
+}
+
+impl RedisEngine {
+    /// Builds the engine and starts its tasks (connection with reconnect
+    /// and backoff, receiver, outbox writer, health, heartbeat, reaper, app
+    /// sync). Returns at once: Redis being down at startup is not an error;
+    /// the node reports not-ready until it connects.
+    pub fn start(
+        gateway: &Arc<Gateway>,
+        settings: &ClusterSettings,
+    ) -> Result<Arc<RedisEngine>, String> {
+        let config = RedisConfig::from_url(&settings.redis_url)
+            .map_err(|e| format!("cluster.redis_url: {e}"))?;
+        let mut builder = Builder::from_config(RedisConfig {
+            fail_fast: false,
+            ..config
+        });
+        builder
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .with_connection_config(|c| {
+                c.connection_timeout = Duration::from_secs(2);
+                c.internal_command_timeout = Duration::from_secs(2);
+                c.max_command_attempts = 1;
+            })
+            .with_performance_config(|p| {
+                p.default_command_timeout = Duration::from_secs(2);
+                p.broadcast_channel_capacity = 16 * 1024;
+            });
+        let client = builder.build().map_err(|e| format!("redis client: {e}"))?;
+        let subscriber = builder
+            .build_subscriber_client()
+            .map_err(|e| format!("redis subscriber: {e}"))?;
+        let keys = Keys::new(&settings.key_prefix);
+        let (outbox, writes) = Outbox::new(64 * 1024);
+        let engine = Arc::new(RedisEngine {
+            node: gateway.node.clone(),
+            keys,
+            client,
+            subscriber,
+            gateway: Arc::downgrade(gateway),
+            metrics: gateway.metrics.clone(),
+            node_ttl: settings.node_ttl,
+            healthy: AtomicBool::new(false),
+            subscriptions: Arc::new(DashMap::new()),
+            alive: RwLock::new(HashSet::new()),
+            outbox,
+            app_sync_wake: tokio::sync::Notify::new(),
+        });
+        engine.client.connect();
+        engine.subscriber.connect();
+        engine.outbox.spawn_writer(engine.clone(), writes);
+        engine.clone().spawn_receiver();
+        engine.clone().spawn_node_tasks();
+        engine.clone().spawn_app_sync();
+        tracing::info!(node = %engine.node, "cluster engine started (Redis)");
+        Ok(engine)
+    }
+
+    pub(super) fn is_healthy_now(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    pub(super) fn set_healthy(&self, healthy: bool) -> bool {
+        self.healthy.swap(healthy, Ordering::AcqRel)
+    }
+
+    pub(super) fn is_alive(&self, node: &str) -> bool {
+        node == self.node
+            || self
+                .alive
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(node)
+    }
+
+    /// Entries of other live nodes from Redis, plus this node's own table.
+    async fn cluster_presence(&self, app: &str, topic: &str) -> Vec<PresenceEntry> {
+        let stored: HashMap<String, String> = match self
+            .client
+            .hgetall(self.keys.presence(app, topic))
+            .await
+        {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, "presence read from Redis failed; answering with this node's entries");
+                HashMap::new()
+            }
+        };
+        let mut remote: Vec<(String, PresenceEntry)> = stored
+            .into_iter()
+            .filter(|(f, _)| field_node(f) != self.node && self.is_alive(field_node(f)))
+            .filter_map(|(f, v)| {
+                let s: StoredPresence = serde_json::from_str(&v).ok()?;
+                Some((
+                    f,
+                    PresenceEntry {
+                        key: s.key,
+                        meta: s.meta,
+                    },
+                ))
+            })
+            .collect();
+        remote.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut entries: Vec<PresenceEntry> = remote.into_iter().map(|(_, e)| e).collect();
+        if let Some(gateway) = self.gateway.upgrade() {
+            entries.extend(gateway.hub.presence.entries(app, topic));
+        }
+        entries
+    }
+
+    async fn cluster_connections(&self, app: &str) -> Vec<Value> {
+        let stored: HashMap<String, String> = match self
+            .client
+            .hgetall(self.keys.connections(app))
+            .await
+        {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, "connection list read from Redis failed; answering with this node's");
+                HashMap::new()
+            }
+        };
+        let mut remote: Vec<(String, Value)> = stored
+            .into_iter()
+            .filter(|(f, _)| field_node(f) != self.node && self.is_alive(field_node(f)))
+            .filter_map(|(f, v)| Some((f, serde_json::from_str(&v).ok()?)))
+            .collect();
+        remote.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut list: Vec<Value> = remote.into_iter().map(|(_, v)| v).collect();
+        if let Some(gateway) = self.gateway.upgrade() {
+            list.extend(
+                gateway
+                    .connections
+                    .list(app, None, None)
+                    .iter()
+                    .map(|c| c.listing(&self.node)),
+            );
+        }
+        list
+    }
+
+    /// Writes this node's presence entry of a connection.
+    pub(super) fn write_presence(
+        &self,
+        app: &str,
+        topic: &str,
+        connection: u64,
+        entry: &PresenceEntry,
+    ) {
+        let stored = StoredPresence {
+            key: entry.key.clone(),
+            meta: entry.meta.clone(),
+        };
+        let Ok(value) = serde_json::to_string(&stored) else {
+            return;
+        };
+        self.outbox.send(
+            self,
+            Write::HashSet {
+                key: self.keys.presence(app, topic),
+                field: field(&self.node, connection),
+                value,
+            },
+        );
+        self.outbox.send(
+            self,
+            Write::SetAdd {
+                key: self.keys.node_presence(&self.node),
+                member: format!("{app}:{topic}"),
+            },
+        );
+    }
+
+    /// Writes this node's listing of a connection.
+    pub(super) fn write_connection(&self, connection: &Connection) {
+        let app = connection.app.id();
+        self.outbox.send(
+            self,
+            Write::HashSet {
+                key: self.keys.connections(app),
+                field: field(&self.node, connection.id),
+                value: connection.listing(&self.node).to_string(),
+            },
+        );
+        self.outbox.send(
+            self,
+            Write::SetAdd {
+                key: self.keys.node_apps(&self.node),
+                member: app.to_owned(),
+            },
+        );
+    }
+
+    /// Subscribes the topic channels again (after Redis came back).
+    pub(super) async fn resubscribe(&self) {
+        let mut channels: Vec<String> =
+            self.subscriptions.iter().map(|s| s.key().clone()).collect();
+        channels.push(self.keys.control_channel());
+        if let Err(error) = self.subscriber.subscribe(channels).await {
+            tracing::warn!(%error, "resubscribing after a Redis reconnect failed; will retry");
+        }
+    }
+}
+
+impl Engine for RedisEngine {
+    fn publish(&self, app: &str, message: &Broadcast) {
+        let (p, b) = match message.payload() {
+            Payload::Json(value) => (Some(value.clone()), None),
+            Payload::Binary(bytes) => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            ),
+        };
+        let envelope = Envelope {
+            n: self.node.clone(),
+            e: message.event().to_owned(),
+            p,
+            b,
+        };
+        let Ok(body) = serde_json::to_string(&envelope) else {
+            return;
+        };
+        self.outbox.send(
+            self,
+            Write::Publish {
+                app: app.to_owned(),
+                channel: self.keys.topic_channel(app, message.topic()),
+                body,
+            },
+        );
+    }
+
+    fn subscribe<'a>(&'a self, app: &'a str, topic: &'a str) -> BoxFuture<'a, ()> {
+        let channel = self.keys.topic_channel(app, topic);
+        let cell = self
+            .subscriptions
+            .entry(channel.clone())
+            .or_insert_with(|| Arc::new(OnceCell::new()))
+            .clone();
+        Box::pin(async move {
+            cell.get_or_init(|| async {
+                match tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.subscriber.subscribe(channel.clone())).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, channel, "Redis subscribe failed; retried when Redis is back")
+                    }
+                    Err(_) => tracing::warn!(channel, "Redis subscribe timed out; retried when Redis is back"),
+                }
+            })
+            .await;
+        })
+    }
+
+    fn unsubscribe(&self, app: &str, topic: &str) {
+        let channel = self.keys.topic_channel(app, topic);
+        if self.subscriptions.remove(&channel).is_none() {
+            return;
+        }
+        let subscriber = self.subscriber.clone();
+        let subscriptions = self.subscriptions.clone();
+        tokio::spawn(async move {
+            // A join may have wanted the topic again in the meantime.
+            if !subscriptions.contains_key(&channel) {
+                let _ = subscriber.unsubscribe(channel).await;
+            }
+        });
+    }
+
+    fn presence_tracked(&self, app: &str, topic: &str, connection: u64, entry: &PresenceEntry) {
+        self.write_presence(app, topic, connection, entry);
+    }
+
+    fn presence_untracked(&self, app: &str, topic: &str, connection: u64) {
+        self.outbox.send(
+            self,
+            Write::HashDelete {
+                key: self.keys.presence(app, topic),
+                field: field(&self.node, connection),
+            },
+        );
+    }
+
+    fn presence_entries<'a>(
+        &'a self,
+        app: &'a str,
+        topic: &'a str,
+    ) -> BoxFuture<'a, Option<Vec<PresenceEntry>>> {
+        Box::pin(async move { Some(self.cluster_presence(app, topic).await) })
+    }
+
+    fn connection_updated(&self, connection: &Connection) {
+        self.write_connection(connection);
+    }
+
+    fn connection_closed(&self, connection: &Connection) {
+        self.outbox.send(
+            self,
+            Write::HashDelete {
+                key: self.keys.connections(connection.app.id()),
+                field: field(&self.node, connection.id),
+            },
+        );
+    }
+
+    fn connections<'a>(&'a self, app: &'a str) -> BoxFuture<'a, Option<Vec<Value>>> {
+        Box::pin(async move { Some(self.cluster_connections(app).await) })
+    }
+
+    fn disconnect_elsewhere(&self, app: &str, client_id: &str) {
+        let body = serde_json::json!({
+            "t": "disconnect", "n": self.node, "app": app, "client_id": client_id
+        })
+        .to_string();
+        self.outbox.send(
+            self,
+            Write::Publish {
+                app: app.to_owned(),
+                channel: self.keys.control_channel(),
+                body,
+            },
+        );
+    }
+
+    fn save_app<'a>(
+        &'a self,
+        id: &'a str,
+        raw: Option<&'a RawApp>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.store_app(id, raw))
+    }
+
+    fn shares_apps(&self) -> bool {
+        true
+    }
+
+    fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+            && self.client.is_connected()
+            && self.subscriber.is_connected()
+    }
+}
