@@ -61,6 +61,7 @@ fn main() -> ExitCode {
                 },
                 None => Config::demo(),
             };
+            let demo = config_is_demo(&config);
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(runtime) => runtime,
                 Err(error) => {
@@ -68,7 +69,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(serve(config)) {
+            match runtime.block_on(serve(config, demo)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
                     eprintln!("switchboard: {error}");
@@ -79,9 +80,14 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// True for the embedded default (no config file), whose banner tells a new
+/// user how to connect.
+fn config_is_demo(config: &Config) -> bool {
+    *config == Config::demo()
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     init_logging();
-    let demo = config.apps.iter().any(|a| a.id == "demo") && config.apps.len() == 1;
     let listen = config.server.listen.clone();
     let listener = tokio::net::TcpListener::bind(&listen)
         .await

@@ -118,6 +118,10 @@ pub async fn disconnect(
         gateway
             .connections
             .close_matching(app.id(), Some(&client_id), CloseReason::Disconnected);
+    gateway
+        .hub
+        .engine()
+        .disconnect_elsewhere(app.id(), &client_id);
     tracing::info!(
         app = app.id(),
         client_id,

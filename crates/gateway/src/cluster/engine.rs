@@ -62,8 +62,10 @@ pub struct RedisEngine {
     pub(super) node_ttl: Duration,
     pub(super) healthy: AtomicBool,
     pub(super) subscriptions: Arc<DashMap<String, Arc<OnceCell<()>>>>,
-    /// Nodes whose liveness key existed at the last check.
-    pub(super) alive: RwLock<HashSet<String>>,
+    /// Nodes whose liveness key had expired at the last check. Entries of
+    /// other nodes count as live unless their node is known dead, so a node
+    /// that just started sees the others at once.
+    pub(super) dead: RwLock<HashSet<String>>,
     pub(super) outbox: Outbox,
     pub(super) app_sync_wake: tokio::sync::Notify,
 }
@@ -110,7 +112,7 @@ impl RedisEngine {
             node_ttl: settings.node_ttl,
             healthy: AtomicBool::new(false),
             subscriptions: Arc::new(DashMap::new()),
-            alive: RwLock::new(HashSet::new()),
+            dead: RwLock::new(HashSet::new()),
             outbox,
             app_sync_wake: tokio::sync::Notify::new(),
         });
@@ -134,8 +136,8 @@ impl RedisEngine {
 
     pub(super) fn is_alive(&self, node: &str) -> bool {
         node == self.node
-            || self
-                .alive
+            || !self
+                .dead
                 .read()
                 .unwrap_or_else(|p| p.into_inner())
                 .contains(node)

@@ -103,23 +103,20 @@ impl RedisEngine {
         else {
             return;
         };
-        let mut alive = HashSet::new();
-        let mut dead = Vec::new();
+        let mut dead = HashSet::new();
         for node in nodes {
-            match self
+            if node == self.node {
+                continue;
+            }
+            let exists = self
                 .client
                 .exists::<i64, _>(self.keys.node_alive(&node))
-                .await
-            {
-                Ok(1) => {
-                    alive.insert(node);
-                }
-                Ok(_) if node != self.node => dead.push(node),
-                _ => {}
+                .await;
+            if let Ok(0) = exists {
+                dead.insert(node);
             }
         }
-        alive.insert(self.node.clone());
-        *self.alive.write().unwrap_or_else(|p| p.into_inner()) = alive;
+        *self.dead.write().unwrap_or_else(|p| p.into_inner()) = dead.clone();
         for node in dead {
             self.reap(&node).await;
         }
