@@ -68,6 +68,9 @@ pub struct RedisEngine {
     pub(super) dead: RwLock<HashSet<String>>,
     pub(super) outbox: Outbox,
     pub(super) app_sync_wake: tokio::sync::Notify,
+    /// Redis Cluster: topic channels use sharded pub/sub (SSUBSCRIBE and
+    /// SPUBLISH), so each message travels only within its channel's shard.
+    pub(super) sharded: bool,
 }
 
 impl RedisEngine {
@@ -81,6 +84,7 @@ impl RedisEngine {
     ) -> Result<Arc<RedisEngine>, String> {
         let config = RedisConfig::from_url(&settings.redis_url)
             .map_err(|e| format!("cluster.redis_url: {e}"))?;
+        let sharded = config.server.is_clustered();
         let mut builder = Builder::from_config(RedisConfig {
             fail_fast: false,
             ..config
@@ -115,6 +119,7 @@ impl RedisEngine {
             dead: RwLock::new(HashSet::new()),
             outbox,
             app_sync_wake: tokio::sync::Notify::new(),
+            sharded,
         });
         engine.client.connect();
         engine.subscriber.connect();
@@ -261,13 +266,25 @@ impl RedisEngine {
         );
     }
 
-    /// Subscribes the topic channels again (after Redis came back).
+    /// Subscribes the control channel and every topic channel again (after
+    /// Redis came back).
     pub(super) async fn resubscribe(&self) {
-        let mut channels: Vec<String> =
-            self.subscriptions.iter().map(|s| s.key().clone()).collect();
-        channels.push(self.keys.control_channel());
-        if let Err(error) = self.subscriber.subscribe(channels).await {
-            tracing::warn!(%error, "resubscribing after a Redis reconnect failed; will retry");
+        if let Err(error) = self.subscriber.subscribe(self.keys.control_channel()).await {
+            tracing::warn!(%error, "subscribing the control channel failed; will retry");
+        }
+        let channels: Vec<String> = self.subscriptions.iter().map(|s| s.key().clone()).collect();
+        for channel in channels {
+            if let Err(error) = self.subscribe_topic_channel(&channel).await {
+                tracing::warn!(%error, channel, "resubscribing after a Redis reconnect failed; will retry");
+            }
+        }
+    }
+
+    async fn subscribe_topic_channel(&self, channel: &str) -> Result<(), fred::error::Error> {
+        if self.sharded {
+            self.subscriber.ssubscribe(channel).await
+        } else {
+            self.subscriber.subscribe(channel).await
         }
     }
 }
@@ -309,7 +326,8 @@ impl Engine for RedisEngine {
             .clone();
         Box::pin(async move {
             cell.get_or_init(|| async {
-                match tokio::time::timeout(SUBSCRIBE_TIMEOUT, self.subscriber.subscribe(channel.clone())).await {
+                let subscribing = self.subscribe_topic_channel(&channel);
+                match tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribing).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => {
                         tracing::warn!(%error, channel, "Redis subscribe failed; retried when Redis is back")
@@ -328,10 +346,15 @@ impl Engine for RedisEngine {
         }
         let subscriber = self.subscriber.clone();
         let subscriptions = self.subscriptions.clone();
+        let sharded = self.sharded;
         tokio::spawn(async move {
             // A join may have wanted the topic again in the meantime.
             if !subscriptions.contains_key(&channel) {
-                let _ = subscriber.unsubscribe(channel).await;
+                let _ = if sharded {
+                    subscriber.sunsubscribe(channel).await
+                } else {
+                    subscriber.unsubscribe(channel).await
+                };
             }
         });
     }

@@ -189,13 +189,12 @@ impl RedisEngine {
                 let _ = self.client.hdel::<i64, _, _>(&key, field.as_str()).await;
             }
         }
+        // One key per DEL: in a Redis Cluster the keys may sit on different shards.
         let _ = self
             .client
-            .del::<i64, _>(vec![
-                self.keys.node_presence(dead),
-                self.keys.node_apps(dead),
-            ])
+            .del::<i64, _>(self.keys.node_presence(dead))
             .await;
+        let _ = self.client.del::<i64, _>(self.keys.node_apps(dead)).await;
         let _ = self.client.srem::<i64, _, _>(self.keys.nodes(), dead).await;
     }
 }

@@ -132,12 +132,16 @@ fn cluster(raw: RawCluster) -> Result<ClusterSettings, ConfigError> {
         ));
     };
     match Url::parse(&redis_url) {
-        Ok(url) if matches!(url.scheme(), "redis" | "rediss" | "redis+unix" | "unix") => {}
+        Ok(url)
+            if matches!(
+                url.scheme(),
+                "redis" | "rediss" | "redis+unix" | "unix" | "redis-cluster" | "rediss-cluster"
+            ) => {}
         Ok(url) => {
             return Err(ConfigError::invalid(
                 "cluster.redis_url",
                 format!(
-                    "scheme {:?} is not redis, rediss, redis+unix or unix",
+                    "scheme {:?} is not redis, rediss, redis-cluster, rediss-cluster, redis+unix or unix",
                     url.scheme()
                 ),
             ))
