@@ -188,6 +188,24 @@ impl Session {
         self.reply(join_ref, msg_ref, topic, "error", &reason_payload(reason));
     }
 
+    /// Ends a channel abnormally: forgets it and sends
+    /// `[jr, jr, topic, "phx_error", {"reason": "channel_crash"}]`; phoenix.js
+    /// then rejoins after its rejoin backoff.
+    fn crash_channel(&mut self, topic: &str) {
+        if let Some(joined) = self.forget_channel(topic) {
+            let join_ref = joined.join_ref.as_deref();
+            let frame = encode_message(
+                self.conn.format,
+                join_ref,
+                join_ref,
+                topic,
+                "phx_error",
+                &reason_payload("channel_crash"),
+            );
+            self.deliver(frame);
+        }
+    }
+
     /// `[jr, jr, topic, "phx_close", {}]`
     fn send_close(&self, join_ref: Option<&str>, topic: &str) {
         let frame = encode_message(

@@ -50,9 +50,13 @@ impl Session {
 
         let matched = match schema.match_topic(topic) {
             Ok(matched) => matched,
-            // The schema changed since the join and no longer has this topic.
-            Err(e) => {
-                self.reply_error(join_ref, msg_ref, topic, e.reason());
+            // The schema changed since the join and no longer has this
+            // topic: the channel ends as a crashed Phoenix channel would
+            // (`phx_error`), so the client rejoins and the join is decided
+            // again under the new schema.
+            Err(_) => {
+                let topic = topic.to_owned();
+                self.crash_channel(&topic);
                 return;
             }
         };

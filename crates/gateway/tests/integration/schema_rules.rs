@@ -276,3 +276,37 @@ async fn refetching_the_same_schema_does_not_reset_push_rate_limits() {
         error("rate_limited")
     );
 }
+
+/// A refreshed schema that no longer has a joined topic's channel ends the
+/// channel as a crash would (`phx_error` with the old join_ref), so the
+/// client rejoins and the join is decided again under the new schema.
+#[tokio::test]
+async fn a_channel_the_new_schema_no_longer_has_errors_and_its_rejoin_is_refused() {
+    let (backend, server) = start(|s| s).await;
+    let mut client = WsClient::connect(server.addr, "alice").await;
+    client.join_ok("room:old", "1").await;
+
+    let mut v2 = schema("2.0.0");
+    v2["channels"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|c| c["pattern"] != "room:{id}");
+    backend.set("/schema", Reply::ok(v2));
+    let url = server.url(&format!("/api/v1/apps/{APP}/schema/refresh"));
+    let (status, body) = api(reqwest::Method::POST, &url, SECRET, None).await;
+    assert_eq!((status, body["version"].clone()), (200, json!("2.0.0")));
+
+    client
+        .send_v2(Some("1"), Some("2"), "room:old", "chat:msg", json!({}))
+        .await;
+    let error = client.until(|f| f.is_event("room:old", "phx_error")).await;
+    assert_eq!(
+        error.json().cloned().unwrap(),
+        json!(["1", "1", "room:old", "phx_error", {"reason": "channel_crash"}])
+    );
+    // phoenix.js rejoins; the new schema refuses the topic.
+    assert_eq!(
+        client.join("room:old", "3").await,
+        json!({"status": "error", "response": {"reason": "unmatched topic"}})
+    );
+}
