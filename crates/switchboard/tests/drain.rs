@@ -206,11 +206,14 @@ message_endpoint = "http://{backend}/messages"
     let refused = tokio_tungstenite::connect_async(&url).await;
     match refused {
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
-            assert!(
-                response.status().is_client_error() || response.status().is_server_error(),
-                "{}",
-                response.status()
-            )
+            assert_eq!(response.status(), 403, "refused while draining");
+            let body: serde_json::Value =
+                serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                    .expect("a JSON refusal body");
+            assert_eq!(
+                body,
+                serde_json::json!({"status": 403, "reason": "server_draining"})
+            );
         }
         Err(other) => panic!("expected an HTTP refusal, got {other}"),
         Ok(_) => panic!("a new connection was accepted while draining"),

@@ -29,8 +29,8 @@ impl RedisEngine {
                         self.receive(&message.channel, &body);
                     }
                     Err(RecvError::Lagged(missed)) => {
-                        self.metrics
-                            .dropped("cluster", "cluster_receiver_lagged", missed);
+                        // Not one app's loss: labelled with the empty app, which no app can have.
+                        self.metrics.dropped("", "cluster_receiver_lagged", missed);
                         tracing::warn!(
                             missed,
                             "cross-node messages lost: this node fell behind Redis pub/sub"

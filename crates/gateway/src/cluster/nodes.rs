@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fred::interfaces::{ClientLike, HashesInterface, KeysInterface, SetsInterface};
+use fred::interfaces::{ClientLike, EventInterface, HashesInterface, KeysInterface, SetsInterface};
 use fred::types::{Expiration, SetOptions};
 use serde_json::Value as JsonValue;
 use switchboard_protocol::Payload;
@@ -27,6 +27,11 @@ const HEALTH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl RedisEngine {
     pub(super) fn spawn_node_tasks(self: Arc<Self>) {
+        // A reconnect can be too quick for the once-a-second ping to see
+        // (Redis restarted within a second): it must resync all the same,
+        // since the new connections hold no subscriptions and a restarted
+        // Redis no state.
+        let mut reconnects = [self.client.reconnect_rx(), self.subscriber.reconnect_rx()];
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(HEALTH_INTERVAL);
             let heartbeat_every = (self.node_ttl / 3).max(Duration::from_millis(300));
@@ -47,7 +52,11 @@ impl RedisEngine {
                     }
                     continue;
                 }
-                if !was_healthy {
+                let mut reconnected = false;
+                for rx in &mut reconnects {
+                    reconnected |= drained(rx);
+                }
+                if !was_healthy || reconnected {
                     self.resync().await;
                     last_heartbeat = None;
                     tracing::info!(node = %self.node, "Redis reachable: cluster state resynchronised");
@@ -196,5 +205,17 @@ impl RedisEngine {
             .await;
         let _ = self.client.del::<i64, _>(self.keys.node_apps(dead)).await;
         let _ = self.client.srem::<i64, _, _>(self.keys.nodes(), dead).await;
+    }
+}
+
+/// True when a reconnect was announced since the last call.
+fn drained(rx: &mut tokio::sync::broadcast::Receiver<fred::types::config::Server>) -> bool {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let mut any = false;
+    loop {
+        match rx.try_recv() {
+            Ok(_) | Err(TryRecvError::Lagged(_)) => any = true,
+            Err(TryRecvError::Empty | TryRecvError::Closed) => return any,
+        }
     }
 }

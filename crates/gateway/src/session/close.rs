@@ -1,9 +1,10 @@
 //! Why connections end, and the WebSocket close code each reason carries.
 //!
-//! phoenix.js reconnects after any server close except code 1000, so the
-//! code decides whether a client comes back: "go away and come back" reasons
-//! use 1001/1012, final ones 1000. Reasons fit in the 123 bytes a close frame
-//! allows.
+//! phoenix.js up to 1.8.12 reconnects after any server close except code
+//! 1000 (later 1.8.x clients reconnect after 1000 too), so the code says
+//! whether a client should come back: "go away and come back" reasons use
+//! 1001/1012, the idle timeout 1000 as the contract asks. Reasons fit in the
+//! 123 bytes a close frame allows.
 
 /// A reason the gateway closes a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

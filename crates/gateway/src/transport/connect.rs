@@ -36,7 +36,9 @@ pub enum Refusal {
     TooManyConnections,
     /// `vsn` is neither 1.0.x nor 2.0.x.
     UnsupportedVsn,
-    /// The server is draining (HTTP 503, not 403).
+    /// The server is draining (`server_draining`, an addition to the
+    /// contract's reasons: phoenix.js's long-poll client handles a 403 but
+    /// throws on other statuses, so draining is refused like the rest).
     Draining,
 }
 
@@ -57,10 +59,7 @@ impl Refusal {
 
     /// HTTP status of the refusal.
     pub fn status(self) -> StatusCode {
-        match self {
-            Refusal::Draining => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::FORBIDDEN,
-        }
+        StatusCode::FORBIDDEN
     }
 
     /// The JSON body.

@@ -179,6 +179,16 @@ impl Webhooks {
         .unwrap_or(Err(WebhookError::Timeout));
         self.metrics
             .webhook_duration(app.id(), kind.as_str(), started.elapsed().as_secs_f64());
+        if let Ok(response) = &result {
+            tracing::debug!(
+                app = app.id(),
+                request_id,
+                webhook = kind.as_str(),
+                status = response.status,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "webhook call answered"
+            );
+        }
         if let Err(error) = &result {
             self.metrics
                 .webhook_failure(app.id(), kind.as_str(), error.reason());
