@@ -2,17 +2,34 @@
 //! resolves, then drain (CONTRACT §8): readiness goes 503, new connections
 //! are refused, connected clients are told to reconnect elsewhere (close
 //! 1012), in-flight webhook calls finish, and `run` returns.
+//!
+//! The accept loop is written out (rather than `axum::serve`) for two
+//! things axum does not expose: hyper's header read timeout, which bounds a
+//! client's HTTP request and WebSocket handshake (`handshake_timeout_ms`,
+//! against slow-loris clients), and control over each connection's HTTP
+//! settings.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
 
 use crate::api::router;
 use crate::gateway::Gateway;
 use crate::session::CloseReason;
+
+/// How long in-flight HTTP requests (long polls above all) may take to
+/// finish once the drain is done.
+const HTTP_GRACE: Duration = Duration::from_secs(11);
 
 /// Serves `gateway` on `listener` until `shutdown` completes, then drains.
 pub async fn run(
@@ -20,25 +37,70 @@ pub async fn run(
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(gateway.clone());
     gateway.lifecycle.set_ready();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let drain = {
+    let (stop_tx, mut stop_rx) = watch::channel(false);
+    let drain_task = tokio::spawn({
         let gateway = gateway.clone();
         async move {
             shutdown.await;
             drain(&gateway).await;
-            let _ = stop_tx.send(());
+            let _ = stop_tx.send(true);
         }
-    };
-    let drain_task = tokio::spawn(drain);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        })
-        .await;
+    });
+    // Every connection task holds a receiver: `closed()` on the sender
+    // resolves when the last one has finished.
+    let (connections_tx, connections_rx) = watch::channel(());
+    let handshake_timeout = gateway.limits.handshake_timeout;
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop_rx.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = app.clone().map_request(move |request: Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let mut stop = stop_rx.clone();
+        let held = connections_rx.clone();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(handshake_timeout)
+            .keep_alive(true);
+        tokio::spawn(async move {
+            let connection = http
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .with_upgrades();
+            tokio::pin!(connection);
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(error) = result {
+                            tracing::debug!(%error, %peer, "HTTP connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = stop.changed() => connection.as_mut().graceful_shutdown(),
+                }
+            }
+            drop(held);
+        });
+    }
+    drop(listener);
+    drop(connections_rx);
+    let _ = tokio::time::timeout(HTTP_GRACE, connections_tx.closed()).await;
     drain_task.abort();
-    served
+    Ok(())
 }
 
 async fn drain(gateway: &Gateway) {

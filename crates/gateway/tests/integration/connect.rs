@@ -330,11 +330,9 @@ async fn token_in_the_websocket_subprotocol_is_accepted_and_phoenix_echoed() {
     assert_eq!(body["connections"][0]["client_id"], token);
 }
 
-// `limits.handshake_timeout_ms` is validated but not enforced: `run` serves
-// through `axum::serve`, which has no header-read timeout setting. Run with
-// `--ignored` once it is.
+/// `limits.handshake_timeout_ms` bounds how long a client may take to send
+/// its request headers (slow-loris): the server hangs up.
 #[tokio::test]
-#[ignore = "handshake_timeout_ms is not enforced yet"]
 async fn a_stalled_handshake_is_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (_backend, server) = start(|s| s.limits("handshake_timeout_ms = 300")).await;
