@@ -78,6 +78,12 @@ export async function startBackend({ appId, secret, schema = SCHEMA }) {
     requests: new Inbox("backend requests"),
     /** Human-readable signature/protocol failures. */
     signatureFailures: [],
+    /**
+     * Optional `(body) => answer`: a test's own message webhook. When it
+     * returns something other than undefined, that is the 200 answer;
+     * otherwise the built-in events below answer.
+     */
+    onMessage: null,
     url: null,
   };
 
@@ -117,8 +123,11 @@ export async function startBackend({ appId, secret, schema = SCHEMA }) {
           return send(200, backend.schema);
         case "/auth":
           return auth(backend, body, send);
-        case "/messages":
+        case "/messages": {
+          const custom = backend.onMessage ? backend.onMessage(body) : undefined;
+          if (custom !== undefined) return send(200, custom);
           return message(body, send);
+        }
         default:
           return send(404, { error: "no such endpoint" });
       }

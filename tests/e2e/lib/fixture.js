@@ -10,12 +10,13 @@ import { disconnectAll } from "./client.js";
 /**
  * Registers the hooks and returns an object whose `backend`, `gateway`,
  * `appId` and `secret` are set once `before` has run.
- * `appEntry(backend)` may replace the default `[[apps]]` entry.
+ * `appEntry(backend)` may replace the default `[[apps]]` entry; `schema`, when
+ * given, is the schema the mock backend serves instead of its default.
  */
-export function useGateway({ appId = "e2e", appEntry } = {}) {
+export function useGateway({ appId = "e2e", appEntry, schema } = {}) {
   const env = { appId, secret: `secret-${randomBytes(8).toString("hex")}` };
   before(async () => {
-    env.backend = await startBackend({ appId, secret: env.secret });
+    env.backend = await startBackend({ appId, secret: env.secret, ...(schema ? { schema } : {}) });
     const apps = appEntry ? appEntry(env.backend) : appToml(env.backend);
     env.gateway = await startGateway({ apps });
     await refreshSchema(env.gateway, appId, env.secret);

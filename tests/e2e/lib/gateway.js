@@ -29,10 +29,12 @@ export function toml(value) {
 /**
  * Starts `switchboard serve --config <tmp>/switchboard.toml` where the file
  * is `configText` (its `[server]` section is written here: an ephemeral
- * listen port and a temp state file, plus `serverExtra` lines). Resolves once
- * the binary printed `switchboard listening on http://ADDR`.
+ * listen port and a temp state file, plus `serverExtra` lines; `cluster`, when
+ * given, is the body of a `[cluster]` section; `env` adds environment
+ * variables, e.g. `SWITCHBOARD_NODE`). Resolves once the binary printed
+ * `switchboard listening on http://ADDR`.
  */
-export async function startGateway({ apps, serverExtra = "", limits = "" }) {
+export async function startGateway({ apps, serverExtra = "", limits = "", cluster = null, env: extraEnv = {} }) {
   const dir = mkdtempSync(path.join(tmpdir(), "switchboard-e2e-"));
   const config = [
     "[server]",
@@ -40,12 +42,13 @@ export async function startGateway({ apps, serverExtra = "", limits = "" }) {
     `state_file = ${toml(path.join(dir, "state.json"))}`,
     serverExtra,
     limits ? `[limits]\n${limits}` : "",
+    cluster !== null ? `[cluster]\n${cluster}` : "",
     apps,
   ].join("\n");
   const configPath = path.join(dir, "switchboard.toml");
   writeFileSync(configPath, config);
 
-  const env = { ...process.env };
+  const env = { ...process.env, ...extraEnv };
   delete env.SWITCHBOARD_CONFIG;
   env.RUST_LOG = env.RUST_LOG || "info";
   const child = spawn(SWITCHBOARD_BIN, ["serve", "--config", configPath], {
@@ -118,6 +121,13 @@ export async function startGateway({ apps, serverExtra = "", limits = "" }) {
           ? "running"
           : `exited (code ${child.exitCode}, signal ${child.signalCode})`;
       return `switchboard (pid ${child.pid}) ${state}; GET /health: ${health}\nlast log lines:\n${log.slice(-40).join("\n")}`;
+    },
+    /** Sends `signal` (default SIGKILL) and waits until the process is gone. */
+    async kill(signal = "SIGKILL") {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        await exited;
+      }
     },
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {

@@ -68,3 +68,30 @@ export class Inbox {
     }
   }
 }
+
+/**
+ * Calls `check` (sync or async) every `every` ms until it returns a truthy
+ * value, which it resolves with; rejects after `ms` naming `what` (a string,
+ * or a function called then, for a message with the last state). A thrown
+ * error counts as "not yet". Polls a condition; never a sleep standing in
+ * for one.
+ */
+export async function poll(check, what, ms = 5000, every = 100) {
+  const deadline = Date.now() + ms;
+  let lastError;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+      lastError = undefined;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() >= deadline) {
+      const name = typeof what === "function" ? await what() : what;
+      const why = lastError ? ` (last error: ${lastError.message})` : "";
+      throw new Error(`timed out after ${ms} ms waiting for ${name}${why}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(every, Math.max(0, deadline - Date.now()))));
+  }
+}
