@@ -107,14 +107,6 @@ async fn execute(engine: &RedisEngine, write: &Write) -> Result<(), fred::error:
                 .await
                 .map(drop)
         }
-        Write::Publish { channel, body, .. }
-            if engine.sharded && *channel != engine.keys.control_channel() =>
-        {
-            client
-                .spublish::<i64, _, _>(channel.as_str(), body.as_str())
-                .await
-                .map(drop)
-        }
         Write::Publish { channel, body, .. } => client
             .publish::<i64, _, _>(channel.as_str(), body.as_str())
             .await
