@@ -127,7 +127,9 @@ impl LongPollSessions {
         let idle: Vec<(String, Arc<LongPollSession>)> = self
             .sessions
             .iter()
-            .filter(|s| s.last_seen.load(Ordering::Acquire) < cutoff)
+            // Idle sessions, and sessions asked to close (disconnect, drain) that
+            // no poll is there to see: they end now rather than at the timeout.
+            .filter(|s| s.last_seen.load(Ordering::Acquire) < cutoff || s.conn.is_closing())
             .map(|s| (s.key().clone(), s.value().clone()))
             .collect();
         for (id, session) in &idle {
@@ -135,7 +137,8 @@ impl LongPollSessions {
                 app = session.conn.app.id(),
                 client_id = %session.conn.identity.client_id,
                 connection = session.conn.id,
-                "long-poll session timed out"
+                closing = session.conn.is_closing(),
+                "long-poll session ended (idle, or closed while no poll was waiting)"
             );
             self.end(id, session).await;
         }
@@ -393,14 +396,10 @@ fn answer(body: Value) -> Response {
         .into_response()
 }
 
+/// A refusal: HTTP 200 with `{"status": 403, "reason": ...}`, as Phoenix's
+/// long-poll answers every request (CONTRACT §10); phoenix.js reads the body.
 fn refused(refusal: super::Refusal) -> Response {
-    (
-        refusal.status(),
-        cors_headers(),
-        [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-        refusal.body().to_string(),
-    )
-        .into_response()
+    answer(refusal.body())
 }
 
 fn preflight(headers: &HeaderMap) -> Response {
