@@ -36,6 +36,7 @@ impl RedisEngine {
             let mut tick = tokio::time::interval(HEALTH_INTERVAL);
             let heartbeat_every = (self.node_ttl / 3).max(Duration::from_millis(300));
             let mut last_heartbeat: Option<Instant> = None;
+            let mut cleared_previous_run = false;
             loop {
                 tick.tick().await;
                 if self.gateway.strong_count() == 0 {
@@ -55,6 +56,15 @@ impl RedisEngine {
                 let mut reconnected = false;
                 for rx in &mut reconnects {
                     reconnected |= drained(rx);
+                }
+                if !cleared_previous_run {
+                    // A node restarted under the same name (a fixed
+                    // SWITCHBOARD_NODE) renews its liveness key before the
+                    // old one expires, so nobody would ever reap what its
+                    // previous run left: it clears that itself, announcing
+                    // the presence leaves, before writing anything new.
+                    self.clear_node(&self.node).await;
+                    cleared_previous_run = true;
                 }
                 if !was_healthy || reconnected {
                     self.resync().await;
@@ -147,6 +157,12 @@ impl RedisEngine {
         if !matches!(locked, Ok(Some(_))) {
             return;
         }
+        self.clear_node(dead).await;
+    }
+
+    /// Deletes a node's presence entries (broadcasting their leaves) and
+    /// connection listings, and forgets the node.
+    async fn clear_node(&self, dead: &str) {
         tracing::info!(
             node = dead,
             "reaping a dead node's presence entries and connections"
