@@ -165,7 +165,7 @@ impl RedisEngine {
     async fn clear_node(&self, dead: &str) {
         tracing::info!(
             node = dead,
-            "reaping a dead node's presence entries and connections"
+            "clearing the presence entries and connections of a dead node (or of this node's previous run)"
         );
         let Some(gateway) = self.gateway.upgrade() else {
             return;
