@@ -89,9 +89,7 @@ fn config_is_demo(config: &Config) -> bool {
 async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     init_logging();
     let listen = config.server.listen.clone();
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let listener = bind(&listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
     let gateway = Gateway::start(config).map_err(anyhow::Error::msg)?;
     println!("switchboard listening on http://{addr}");
@@ -104,6 +102,22 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let _ = std::io::stdout().flush();
     switchboard_gateway::run(listener, gateway, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Binds with a listen queue of 4096 (the kernel caps it at somaxconn):
+/// tokio's default of 128 overflows under a connect storm, and the kernel
+/// then drops connection attempts that clients retry a second later.
+fn bind(listen: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{e}")))?;
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 async fn shutdown_signal() {
