@@ -118,7 +118,10 @@ impl Gateway {
             longpoll: LongPollSessions::default(),
             node: node_name(),
             connect_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(per_ip)),
-            next_id: AtomicU64::new(1),
+            // Ids start at a random point so that two runs of one node name
+            // never share connection ids (cluster hash fields are
+            // `<node>:<connection id>`).
+            next_id: AtomicU64::new(u64::from(uuid::Uuid::new_v4().as_fields().0) << 24 | 1),
             server: config.server,
             limits: config.limits,
             metrics,

@@ -60,6 +60,33 @@ export async function startCluster({
       const left = await keysUnder(redis, prefix);
       if (left.length > 0) throw new Error(`keys left under ${prefix}: ${left.join(", ")}`);
     },
+    /**
+     * Starts a new process for `node` (same `SWITCHBOARD_NODE` name, same
+     * config; a new port) after stopping the old one (SIGTERM unless it is
+     * already dead, e.g. after `node.kill("SIGKILL")`), puts it in `nodes` in
+     * the old one's place, waits until it reports ready and has loaded the
+     * schemas of `apps`, and resolves with it.
+     */
+    async restart(node) {
+      const index = nodes.indexOf(node);
+      if (index < 0) throw new Error(`restart: ${node.name} is not a running node of this cluster`);
+      await node.stop();
+      const fresh = await startGateway({
+        apps: appsToml,
+        serverExtra,
+        cluster: clusterToml,
+        env: { SWITCHBOARD_NODE: node.name },
+      });
+      fresh.name = node.name;
+      nodes[index] = fresh;
+      await poll(
+        async () => (await readiness(fresh)) === 200,
+        async () => `restarted node ${fresh.name} to report ready\n${await fresh.diagnose()}`,
+        10000,
+      );
+      for (const { appId, secret } of apps) await refreshSchema(fresh, appId, secret);
+      return fresh;
+    },
   };
 
   try {

@@ -14,7 +14,7 @@ import { connected, disconnectAll, joined, outcome } from "../lib/client.js";
 import { readiness, startCluster } from "../lib/cluster.js";
 import { serverApi } from "../lib/gateway.js";
 import { SHARED_REDIS, hashFields, keysUnder, redisCli, startPrivateRedis } from "../lib/redis.js";
-import { Inbox, poll } from "../lib/util.js";
+import { Inbox, poll, withTimeout } from "../lib/util.js";
 
 const APP = "e2e-cluster";
 
@@ -492,6 +492,103 @@ test("cluster: kill -9 of a node clears its presence and connections within 3 ×
   await joined(ben, "room:survivors", { events: ["ping"] });
   assert.equal((await env.api(env.b, "POST", "broadcast", { topic: "room:survivors", event: "ping", payload: {} })).status, 202);
   await a.events.next(() => true, "a ping from B at ann on A");
+});
+
+test("cluster: a node restarted under its old name clears what its previous run left", async (t) => {
+  // The default node_ttl_secs (10): the restarted node renews its liveness
+  // key long before the old one could expire, so no other node would ever
+  // reap its previous run's entries; the node must clear them itself.
+  const env = await setup(t);
+  const topic = "lobby:restart";
+  const ann = await clientOn(env.a, "ann");
+  const ben = await clientOn(env.b, "ben");
+  const cat = await clientOn(env.c, "cat");
+  const at = {
+    ann: await presenceOn(ann, topic, {}),
+    ben: await presenceOn(ben, topic, {}),
+    cat: await presenceOn(cat, topic, {}),
+  };
+  for (const who of ["ann", "ben", "cat"]) {
+    await at[who].syncs.next(same(["ann", "ben", "cat"]), `all three in ${who}'s presence list`);
+  }
+  const nodeC = env.c.name;
+  const presenceKey = `${env.cluster.prefix}:presence:${APP}:${topic}`;
+  const catOld = await poll(
+    async () => {
+      const listed = (await connectionsOn(env, env.a, "?client_id=cat")).filter((c) => c.node === nodeC);
+      const inRedis = (await hashFields(SHARED_REDIS, presenceKey)).some((f) => f.startsWith(`${nodeC}:`));
+      return listed.length === 1 && inRedis && listed[0];
+    },
+    "cat's connection on C listed on A and its presence entry in Redis",
+    3000,
+  );
+  assert.deepEqual(await presenceIds(env, env.a, topic), ["ann", "ben", "cat"]);
+
+  await env.c.kill("SIGKILL");
+  const killedAt = Date.now();
+  const bound = 5000;
+  const left = () => Math.max(0, killedAt + bound - Date.now());
+  // cat's phoenix.js socket must not reconnect (a reused port could bring
+  // cat back to the restarted node): stop it once it saw the close.
+  await cat.closes.next(() => true, "cat's socket to close after kill -9 of C", left());
+  await withTimeout(
+    new Promise((resolve) => cat.socket.disconnect(resolve, 1000, "node gone")),
+    "cat's socket to stop reconnecting",
+    left(),
+  );
+  env.c = await env.cluster.restart(env.c);
+  t.diagnostic(`node C restarted under ${nodeC} and ready ${Date.now() - killedAt} ms after kill -9`);
+
+  for (const [who, client] of [["ann on A", ann], ["ben on B", ben]]) {
+    await client.messages.next(isLeave(topic, "cat"), `cat's presence leave at ${who}`, left());
+  }
+  await at.ann.syncs.next(same(["ann", "ben"]), "cat gone from ann's presence list", left());
+  await at.ben.syncs.next(same(["ann", "ben"]), "cat gone from ben's presence list", left());
+  await poll(
+    async () => same(["ann", "ben"])(await presenceIds(env, env.a, topic)),
+    async () => `cat gone from the presence API on A (have ${await presenceIds(env, env.a, topic)})`,
+    left(),
+  );
+  await poll(
+    async () => (await connectionsOn(env, env.a)).every((c) => c.client_id !== "cat"),
+    async () =>
+      `cat's old connection (${nodeC}/${catOld.id}) gone from the connections API on A (have ${JSON.stringify(
+        (await connectionsOn(env, env.a)).map((c) => [c.client_id, c.node, c.id]),
+      )})`,
+    left(),
+  );
+  // Deleted from Redis, not only filtered out of the views.
+  await poll(
+    async () => !(await hashFields(SHARED_REDIS, presenceKey)).some((f) => f.startsWith(`${nodeC}:`)),
+    async () => `the old run's presence entry deleted from Redis (have ${await hashFields(SHARED_REDIS, presenceKey)})`,
+    left(),
+  );
+  const elapsed = Date.now() - killedAt;
+  assert.ok(elapsed <= bound, `cleared ${elapsed} ms after kill -9 (bound ${bound} ms)`);
+  t.diagnostic(`previous run cleared ${elapsed} ms after kill -9 (node_ttl_secs 10)`);
+
+  // The restarted node works normally: a new client there joins everyone's lists.
+  const dan = await clientOn(env.c, "dan");
+  const atDan = await presenceOn(dan, topic, {});
+  await atDan.syncs.next(same(["ann", "ben", "dan"]), "ann, ben and dan in dan's presence list");
+  await at.ann.syncs.next(same(["ann", "ben", "dan"]), "dan in ann's presence list");
+  await at.ben.syncs.next(same(["ann", "ben", "dan"]), "dan in ben's presence list");
+  await poll(
+    async () => same(["ann", "ben", "dan"])(await presenceIds(env, env.a, topic)),
+    async () => `ann, ben and dan in the presence API on A (have ${await presenceIds(env, env.a, topic)})`,
+    3000,
+  );
+  await poll(
+    async () => {
+      const list = await connectionsOn(env, env.a);
+      return list.some((c) => c.client_id === "dan" && c.node === nodeC) && list.every((c) => c.client_id !== "cat");
+    },
+    async () =>
+      `dan on the restarted C (and no cat) in the connections API on A (have ${JSON.stringify(
+        (await connectionsOn(env, env.a)).map((c) => [c.client_id, c.node, c.id]),
+      )})`,
+    3000,
+  );
 });
 
 /** The `switchboard_dropped_messages_total` of the app for `reason` on a node. */

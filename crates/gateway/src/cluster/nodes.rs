@@ -170,6 +170,16 @@ impl RedisEngine {
         let Some(gateway) = self.gateway.upgrade() else {
             return;
         };
+        // Clearing this node's previous run: connections this run already
+        // accepted are not stale (connection ids differ between runs).
+        let stale = |field: &str| {
+            field_node(field) == dead
+                && !(dead == self.node
+                    && field
+                        .rsplit_once(':')
+                        .and_then(|(_, id)| id.parse::<u64>().ok())
+                        .is_some_and(|id| gateway.connections.contains(id)))
+        };
         let topics: Vec<String> = self
             .client
             .smembers(self.keys.node_presence(dead))
@@ -183,7 +193,7 @@ impl RedisEngine {
             let stored: HashMap<String, String> =
                 self.client.hgetall(&key).await.unwrap_or_default();
             let mut leaves = Vec::new();
-            for (field, value) in stored.iter().filter(|(f, _)| field_node(f) == dead) {
+            for (field, value) in stored.iter().filter(|(f, _)| stale(f)) {
                 let _ = self.client.hdel::<i64, _, _>(&key, field.as_str()).await;
                 if let Ok(s) = serde_json::from_str::<StoredPresence>(value) {
                     leaves.push(PresenceEntry {
@@ -210,7 +220,7 @@ impl RedisEngine {
             let key = self.keys.connections(&app);
             let stored: HashMap<String, String> =
                 self.client.hgetall(&key).await.unwrap_or_default();
-            for field in stored.keys().filter(|f| field_node(f) == dead) {
+            for field in stored.keys().filter(|f| stale(f)) {
                 let _ = self.client.hdel::<i64, _, _>(&key, field.as_str()).await;
             }
         }

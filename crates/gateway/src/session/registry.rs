@@ -89,6 +89,11 @@ impl ConnectionRegistry {
         all.iter().filter(|c| c.close(reason)).count()
     }
 
+    /// True when connection `id` is open on this node.
+    pub fn contains(&self, id: u64) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
     /// Every open connection of the node.
     pub fn all(&self) -> Vec<Arc<Connection>> {
         self.by_id.iter().map(|c| c.value().clone()).collect()
