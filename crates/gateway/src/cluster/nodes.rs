@@ -46,9 +46,8 @@ impl RedisEngine {
                     tokio::time::timeout(HEALTH_INTERVAL, self.client.ping::<String>(None)).await,
                     Ok(Ok(_))
                 ) && self.subscriber.is_connected();
-                let was_healthy = self.set_healthy(reachable);
                 if !reachable {
-                    if was_healthy {
+                    if self.set_healthy(false) {
                         tracing::warn!("Redis unreachable: not ready; local delivery continues, cross-node messages are dropped and counted");
                     }
                     continue;
@@ -66,9 +65,13 @@ impl RedisEngine {
                     self.clear_node(&self.node).await;
                     cleared_previous_run = true;
                 }
-                if !was_healthy || reconnected {
+                // Ready only once subscribed again: a node that reported
+                // ready before resubscribing would miss what is published
+                // meanwhile (disconnects on the control channel included).
+                if !self.is_healthy_now() || reconnected {
                     self.resync().await;
                     last_heartbeat = None;
+                    self.set_healthy(true);
                     tracing::info!(node = %self.node, "Redis reachable: cluster state resynchronised");
                 }
                 if last_heartbeat.is_none_or(|t| t.elapsed() >= heartbeat_every) {

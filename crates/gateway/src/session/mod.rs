@@ -87,7 +87,10 @@ impl Session {
         self.gateway.metrics.message_in(self.conn.app.id());
         match (message.topic.as_str(), message.event.as_str()) {
             ("phoenix", "heartbeat") => self.heartbeat(&message),
-            (_, "phx_join") => self.join(message).await,
+            // Boxed: a join may await the join webhook, and that future is
+            // large; inline, every connection's task would carry its size
+            // for life.
+            (_, "phx_join") => Box::pin(self.join(message)).await,
             (_, "phx_leave") => self.leave(&message),
             _ => self.push(message),
         }
