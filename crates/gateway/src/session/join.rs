@@ -27,7 +27,7 @@ impl Session {
                 self.conn.add_topic(topic);
                 self.gateway.hub.engine().connection_updated(&self.conn);
                 self.channels.insert(
-                    topic.to_owned(),
+                    topic,
                     JoinedChannel {
                         join_ref: message.join_ref.clone(),
                         reply_join_ref: message

@@ -7,6 +7,7 @@
 //! protocol event has its own file (`heartbeat`, `join`, `leave`, `push`),
 //! all answering through the same reply helpers here.
 
+mod channels;
 mod close;
 mod connection;
 mod heartbeat;
@@ -16,12 +17,12 @@ mod leave;
 mod push;
 mod registry;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::json;
 use switchboard_protocol::{encode_message, encode_reply, Header, Message, Payload};
 
+use channels::JoinedChannels;
 pub use close::CloseReason;
 pub use connection::{
     unix_now, Connection, NewConnection, Outbound, OutboundReceiver, SendOutcome,
@@ -49,7 +50,7 @@ struct JoinedChannel {
 pub struct Session {
     gateway: Arc<Gateway>,
     conn: Arc<Connection>,
-    channels: HashMap<String, JoinedChannel>,
+    channels: JoinedChannels,
     limiter: Option<Box<PushLimiter>>,
 }
 
@@ -72,7 +73,7 @@ impl Session {
         Self {
             gateway,
             conn,
-            channels: HashMap::new(),
+            channels: JoinedChannels::default(),
             limiter: None,
         }
     }
@@ -120,7 +121,7 @@ impl Session {
 
     /// Ends the session: leaves every channel and tells the app.
     pub fn terminate(&mut self) {
-        let topics: Vec<String> = self.channels.keys().cloned().collect();
+        let topics = self.channels.topics();
         for topic in topics {
             self.forget_channel(&topic);
         }

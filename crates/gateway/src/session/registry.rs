@@ -30,10 +30,11 @@ impl ConnectionRegistry {
         conn: &Arc<Connection>,
         max_per_client: usize,
     ) -> Result<(), RegisterError> {
-        let key = (conn.app.id().to_owned(), conn.identity.client_id.clone());
-        {
+        // Counted only when capped: the map costs two strings per client.
+        if max_per_client > 0 {
+            let key = (conn.app.id().to_owned(), conn.identity.client_id.clone());
             let mut count = self.per_client.entry(key).or_insert(0);
-            if max_per_client > 0 && *count >= max_per_client {
+            if *count >= max_per_client {
                 return Err(RegisterError::TooManyConnections);
             }
             *count += 1;
