@@ -73,6 +73,33 @@ impl Presence {
         (diff, entry)
     }
 
+    /// Replaces the meta of a tracked connection (a rejoin of the same
+    /// topic on the same connection): the new meta gets a new `phx_ref` and
+    /// `phx_ref_prev` = the old one; the diff joins the new meta and leaves
+    /// the old, as Phoenix's `Presence.update` does. Tracks afresh when the
+    /// connection was not tracked.
+    pub fn update(
+        &self,
+        app: &str,
+        topic: &str,
+        connection: u64,
+        presence_key: &str,
+        mut meta: Map<String, Value>,
+    ) -> (Value, PresenceEntry) {
+        let previous = self
+            .topics
+            .get(&key(app, topic))
+            .and_then(|entries| entries.get(&connection).cloned());
+        let Some(previous) = previous else {
+            return self.track(app, topic, connection, presence_key, meta);
+        };
+        if let Some(old_ref) = previous.meta.get("phx_ref") {
+            meta.insert("phx_ref_prev".into(), old_ref.clone());
+        }
+        let (_, entry) = self.track(app, topic, connection, presence_key, meta);
+        (diff_of(std::slice::from_ref(&entry), &[previous]), entry)
+    }
+
     /// Stops tracking `connection`; returns the `presence_diff` payload
     /// announcing the leave, if it was tracked.
     pub fn untrack(&self, app: &str, topic: &str, connection: u64) -> Option<Value> {

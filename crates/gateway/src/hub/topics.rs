@@ -139,7 +139,8 @@ impl Hub {
         delivered
     }
 
-    /// Tracks a connection on a presence topic and broadcasts the
+    /// Tracks a connection on a presence topic (or, `replacing`, updates its
+    /// meta after a rejoin of the same topic) and broadcasts the
     /// `presence_diff` everywhere.
     pub fn track_presence(
         &self,
@@ -148,10 +149,15 @@ impl Hub {
         connection: u64,
         presence_key: &str,
         meta: Map<String, Value>,
+        replacing: bool,
     ) {
-        let (diff, entry) = self
-            .presence
-            .track(app, topic, connection, presence_key, meta);
+        let (diff, entry) = if replacing {
+            self.presence
+                .update(app, topic, connection, presence_key, meta)
+        } else {
+            self.presence
+                .track(app, topic, connection, presence_key, meta)
+        };
         self.engine()
             .presence_tracked(app, topic, connection, &entry);
         self.publish(

@@ -17,8 +17,11 @@ impl Session {
         let msg_ref = message.msg_ref.as_deref();
 
         // A second join of a joined topic ends the first join; its phx_close
-        // follows the new join's reply on the wire, as in Phoenix.
-        let replaced = self.forget_channel(topic);
+        // follows the new join's reply on the wire, as in Phoenix. Its
+        // presence entry stays until the outcome is known: a new join with
+        // presence updates it (phx_ref_prev), anything else untracks it.
+        let replaced = self.forget_channel_with(topic, false);
+        let was_tracked = replaced.as_ref().is_some_and(|old| old.presence);
 
         let outcome = self.admit(&message).await;
         match outcome {
@@ -46,8 +49,10 @@ impl Session {
                     &Payload::Json(response),
                 );
                 if presence {
-                    self.track_presence(topic, join_ref.or(msg_ref), &message.payload)
+                    self.track_presence(topic, join_ref.or(msg_ref), &message.payload, was_tracked)
                         .await;
+                } else if was_tracked {
+                    self.untrack_replaced(topic);
                 }
                 emit_event(
                     &self.gateway.webhooks,
@@ -59,6 +64,9 @@ impl Session {
                 );
             }
             Err(refusal) => {
+                if was_tracked {
+                    self.untrack_replaced(topic);
+                }
                 // Unmatched topics are answered with a null join_ref (rule 2).
                 let reply_join_ref = if refusal.reason == "unmatched topic" {
                     None
@@ -81,7 +89,13 @@ impl Session {
 
     /// Tracks the client on a presence topic: `presence_state` to it (after
     /// its join reply), then a `presence_diff` to every subscriber.
-    async fn track_presence(&self, topic: &str, join_ref: Option<&str>, params: &Payload) {
+    async fn track_presence(
+        &self,
+        topic: &str,
+        join_ref: Option<&str>,
+        params: &Payload,
+        replacing: bool,
+    ) {
         let params = match params {
             Payload::Json(value) => value,
             Payload::Binary(_) => &Value::Null,
@@ -90,7 +104,7 @@ impl Session {
         let hub = &self.gateway.hub;
         let app = self.conn.app.id();
         let client_id = &self.conn.identity.client_id;
-        hub.track_presence(app, topic, self.conn.id, client_id, meta);
+        hub.track_presence(app, topic, self.conn.id, client_id, meta, replacing);
         let state = Payload::Json(hub.presence_state(app, topic).await);
         self.deliver(encode_push(
             self.conn.format,
@@ -99,6 +113,13 @@ impl Session {
             "presence_state",
             &state,
         ));
+    }
+
+    /// The replaced join's presence entry, when the new join does not keep it.
+    fn untrack_replaced(&self, topic: &str) {
+        self.gateway
+            .hub
+            .untrack_presence(self.conn.app.id(), topic, self.conn.id);
     }
 
     /// Decides a join: Ok((join reply response, presence on)) or the refusal.

@@ -141,13 +141,19 @@ impl Session {
     }
 
     fn forget_channel(&mut self, topic: &str) -> Option<JoinedChannel> {
+        self.forget_channel_with(topic, true)
+    }
+
+    /// Leaves a channel; `untrack` false keeps its presence entry (a rejoin
+    /// on the same connection updates it instead).
+    fn forget_channel_with(&mut self, topic: &str, untrack: bool) -> Option<JoinedChannel> {
         let joined = self.channels.remove(topic)?;
         self.gateway
             .hub
             .unsubscribe(self.conn.app.id(), topic, self.conn.id);
         self.conn.remove_topic(topic);
         self.gateway.hub.engine().connection_updated(&self.conn);
-        if joined.presence {
+        if joined.presence && untrack {
             self.gateway
                 .hub
                 .untrack_presence(self.conn.app.id(), topic, self.conn.id);

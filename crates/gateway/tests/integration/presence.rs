@@ -168,3 +168,52 @@ async fn presence_api_lists_every_connection_of_every_client() {
     .await;
     assert_eq!(status, 401);
 }
+
+/// A second join of a presence topic on the same connection updates the
+/// client's meta as Phoenix's `Presence.update` does: one diff joining the
+/// new meta (with `phx_ref_prev`) and leaving the old one.
+#[tokio::test]
+async fn rejoining_on_the_same_connection_updates_the_meta_with_phx_ref_prev() {
+    let (_backend, server) = start(|s| s).await;
+    let mut bob = WsClient::connect(server.addr, "bob").await;
+    bob.join_ok("team:7", "1").await;
+    let mut alice = WsClient::connect(server.addr, "alice").await;
+    alice
+        .join_with("team:7", "1", json!({"meta": {"status": "online"}}))
+        .await;
+    let state = alice
+        .until(|f| f.is_event("team:7", "presence_state"))
+        .await;
+    let old_ref = phx_ref(&state.json().unwrap()[4], "alice");
+
+    let reply = alice
+        .join_with("team:7", "2", json!({"meta": {"status": "away"}}))
+        .await;
+    assert_eq!(reply["status"], "ok", "{reply}");
+    // The first diff about alice after her rejoin (bob saw his own join and
+    // alice's first join before).
+    let diff = bob
+        .until(|f| {
+            f.is_event("team:7", "presence_diff")
+                && f.json()
+                    .is_some_and(|j| j[4]["leaves"].get("alice").is_some())
+        })
+        .await;
+    let diff = diff.json().unwrap()[4].clone();
+    let new_ref = phx_ref(&diff["joins"], "alice");
+    assert_ne!(new_ref, old_ref);
+    assert_eq!(
+        diff,
+        json!({
+            "joins": {"alice": {"metas": [
+                {"name": "alice", "status": "away", "phx_ref": new_ref, "phx_ref_prev": old_ref}
+            ]}},
+            "leaves": {"alice": {"metas": [{"name": "alice", "status": "online", "phx_ref": old_ref}]}}
+        })
+    );
+    // One meta left, the new one.
+    let url = server.url("/api/v1/apps/app1/presence/team:7");
+    let (status, body) = api(Method::GET, &url, SECRET, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(phx_ref(&body["presence"], "alice"), new_ref);
+}
