@@ -20,7 +20,9 @@ mod registry;
 use std::sync::Arc;
 
 use serde_json::json;
-use switchboard_protocol::{encode_message, encode_reply, Header, Message, Payload};
+use switchboard_protocol::{
+    encode_message, encode_reply, peek_header, FrameRef, Message, Payload, Vsn,
+};
 
 use channels::JoinedChannels;
 pub use close::CloseReason;
@@ -97,9 +99,12 @@ impl Session {
         }
     }
 
-    /// Answers a frame that was too large to process: `message_too_large`
-    /// to its ref when the header could be read.
-    pub fn refuse_oversized(&mut self, header: Header) {
+    /// Answers a frame larger than `max_frame_bytes`: `message_too_large`
+    /// to its ref when its header can be read, else dropped as malformed.
+    pub fn refuse_oversized(&mut self, frame: FrameRef<'_>, vsn: Vsn) {
+        let Some(header) = peek_header(frame, vsn) else {
+            return self.drop_malformed("oversized frame without a readable header");
+        };
         self.gateway.metrics.message_in(self.conn.app.id());
         self.gateway
             .metrics
@@ -112,8 +117,17 @@ impl Session {
         );
     }
 
-    /// Counts a client frame that could not be parsed (the transport logs it).
-    pub fn count_malformed(&self) {
+    /// Drops a client frame that could not be parsed: logged and counted,
+    /// nothing else happens (CONTRACT §7).
+    pub fn drop_malformed(&self, error: &str) {
+        tracing::warn!(
+            app = self.conn.app.id(),
+            client_id = %self.conn.identity.client_id,
+            connection = self.conn.id,
+            transport = self.conn.transport.as_str(),
+            error,
+            "dropped a client frame that could not be parsed"
+        );
         self.gateway
             .metrics
             .dropped(self.conn.app.id(), "malformed_frame", 1);

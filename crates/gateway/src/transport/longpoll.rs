@@ -25,7 +25,7 @@ use dashmap::DashMap;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use switchboard_protocol::{decode_binary, decode_text, peek_header, FrameRef, Vsn};
+use switchboard_protocol::{decode_binary, decode_text, FrameRef, Vsn};
 
 use super::connect::{admit, open_connection, ConnectRequest};
 use super::query::ConnectQuery;
@@ -329,44 +329,25 @@ async fn receive_line(gateway: &Gateway, state: &mut Session, line: &[u8], vsn: 
         return receive_text(gateway, state, line, vsn).await;
     }
     let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(line) else {
-        return malformed(state, "ndjson line is neither JSON nor base64");
+        return state.drop_malformed("ndjson line is neither JSON nor base64");
     };
     if bytes.len() > gateway.limits.max_frame_bytes {
-        return oversized(state, FrameRef::Binary(&bytes), vsn);
+        return state.refuse_oversized(FrameRef::Binary(&bytes), vsn);
     }
     match decode_binary(&bytes) {
         Ok(message) => state.handle(message).await,
-        Err(error) => malformed(state, &error.to_string()),
+        Err(error) => state.drop_malformed(&error.to_string()),
     }
 }
 
 async fn receive_text(gateway: &Gateway, state: &mut Session, text: &[u8], vsn: Vsn) {
     if text.len() > gateway.limits.max_frame_bytes {
-        return oversized(state, FrameRef::Text(text), vsn);
+        return state.refuse_oversized(FrameRef::Text(text), vsn);
     }
     match decode_text(vsn, text) {
         Ok(message) => state.handle(message).await,
-        Err(error) => malformed(state, &error.to_string()),
+        Err(error) => state.drop_malformed(&error.to_string()),
     }
-}
-
-fn oversized(state: &mut Session, frame: FrameRef<'_>, vsn: Vsn) {
-    match peek_header(frame, vsn) {
-        Some(header) => state.refuse_oversized(header),
-        None => malformed(state, "oversized message without a readable header"),
-    }
-}
-
-fn malformed(state: &Session, error: &str) {
-    let conn = state.connection();
-    tracing::warn!(
-        app = conn.app.id(),
-        client_id = %conn.identity.client_id,
-        connection = conn.id,
-        error,
-        "dropped a long-poll message that could not be parsed"
-    );
-    state.count_malformed();
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

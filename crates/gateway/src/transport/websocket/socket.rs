@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use switchboard_protocol::{decode_binary_bytes, decode_text, peek_header, Frame, FrameRef, Vsn};
+use switchboard_protocol::{decode_binary_bytes, decode_text, Frame, FrameRef, Vsn};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -166,17 +166,17 @@ async fn receive(gateway: &Gateway, session: &mut Session, message: Message, vsn
     let max = gateway.limits.max_frame_bytes;
     let decoded = match &message {
         Message::Text(text) if text.len() > max => {
-            oversized(session, FrameRef::Text(text.as_bytes()), vsn);
+            session.refuse_oversized(FrameRef::Text(text.as_bytes()), vsn);
             return true;
         }
         Message::Binary(bytes) if bytes.len() > max => {
-            oversized(session, FrameRef::Binary(bytes), vsn);
+            session.refuse_oversized(FrameRef::Binary(bytes), vsn);
             return true;
         }
         Message::Text(text) => decode_text(vsn, text.as_bytes()),
         Message::Binary(bytes) if vsn == Vsn::V2 => decode_binary_bytes(bytes.clone()),
         Message::Binary(_) => {
-            malformed(session, "binary frame on a V1 connection");
+            session.drop_malformed("binary frame on a V1 connection");
             return true;
         }
         Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return true,
@@ -184,26 +184,7 @@ async fn receive(gateway: &Gateway, session: &mut Session, message: Message, vsn
     };
     match decoded {
         Ok(message) => session.handle(message).await,
-        Err(error) => malformed(session, &error.to_string()),
+        Err(error) => session.drop_malformed(&error.to_string()),
     }
     true
-}
-
-fn oversized(session: &mut Session, frame: FrameRef<'_>, vsn: Vsn) {
-    match peek_header(frame, vsn) {
-        Some(header) => session.refuse_oversized(header),
-        None => malformed(session, "oversized frame without a readable header"),
-    }
-}
-
-fn malformed(session: &Session, error: &str) {
-    let conn = session.connection();
-    tracing::warn!(
-        app = conn.app.id(),
-        client_id = %conn.identity.client_id,
-        connection = conn.id,
-        error,
-        "dropped a client frame that could not be parsed"
-    );
-    session.count_malformed();
 }
