@@ -35,6 +35,9 @@ pub enum Command {
     /// N connections authenticated through the backend, all at once; time
     /// until all have joined.
     ConnectStorm(ConnectStormArgs),
+    /// Redis alone: publishers PUBLISH (or SPUBLISH) to one channel with N
+    /// subscribed connections; messages/s and Redis CPU per message.
+    RedisPubsub(RedisPubsubArgs),
     /// Run only the fast mock app backend.
     Backend(BackendArgs),
     /// Internal: hold a share of the connections for a parent bench process.
@@ -73,6 +76,22 @@ pub struct Common {
     /// `bench`; stop it at the end.
     #[arg(long)]
     pub server_cmd: Option<PathBuf>,
+    /// Gateway nodes to start with --server-cmd, sharing Redis: node k
+    /// listens on the --url port + k, connection i goes to node i % N, and
+    /// the server API and pushing clients use node 0.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// Redis of the spawned nodes' `[cluster]`: `redis://host:port`, or
+    /// `redis-cluster://host:port?node=host:port` for a Redis Cluster
+    /// (sharded pub/sub). Default with --nodes above 1:
+    /// `redis://127.0.0.1:6379`. Its INFO is read before and after each
+    /// measurement (also for an attached server when given).
+    #[arg(long)]
+    pub redis_url: Option<String>,
+    /// Redis key prefix of the spawned nodes (default:
+    /// `sbbench-<pid>-<unix time>`); every key under it is deleted at the end.
+    #[arg(long)]
+    pub key_prefix: Option<String>,
     /// `RUST_LOG` of a server started with --server-cmd.
     #[arg(long, default_value = "warn")]
     pub server_log: String,
@@ -146,9 +165,10 @@ pub struct FanoutArgs {
     /// The topic (no presence on `demo:*`, in the demo app and the generated schema).
     #[arg(long, default_value = "demo:fanout")]
     pub topic: String,
-    /// Broadcasts per second.
-    #[arg(long, default_value_t = 10.0)]
-    pub rate: f64,
+    /// Broadcasts per second; several (`10,30,100`) make one run each, on
+    /// the same connections.
+    #[arg(long, value_delimiter = ',', default_value = "10")]
+    pub rate: Vec<f64>,
     /// Seconds of publishing per run.
     #[arg(long, default_value_t = 5)]
     pub duration_secs: u64,
@@ -238,6 +258,41 @@ pub struct ConnectStormArgs {
     /// Distinct topics.
     #[arg(long, default_value_t = 100)]
     pub topics: usize,
+}
+
+/// `redis-pubsub` flags.
+#[derive(Args, Debug)]
+pub struct RedisPubsubArgs {
+    /// The Redis (plain `redis://host:port`; for a Redis Cluster, the
+    /// primary that owns --channel's slot, with --sharded).
+    #[arg(long, default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Subscribed connections, one run each (they stand for subscribed
+    /// gateway nodes).
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    pub subscribers: Vec<usize>,
+    /// The channel.
+    #[arg(long, default_value = "sbbench:pubsub")]
+    pub channel: String,
+    /// SSUBSCRIBE / SPUBLISH (sharded pub/sub) instead of SUBSCRIBE / PUBLISH.
+    #[arg(long)]
+    pub sharded: bool,
+    /// Publishing connections.
+    #[arg(long, default_value_t = 2)]
+    pub publishers: usize,
+    /// Commands each publisher keeps in flight (pipelined).
+    #[arg(long, default_value_t = 32)]
+    pub pipeline: usize,
+    /// Messages per second over all publishers (0: as fast as Redis answers).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate: f64,
+    /// Bytes per message (the gateway's envelope of a 64-byte fan-out
+    /// payload is about 150).
+    #[arg(long, default_value_t = 150)]
+    pub payload_bytes: usize,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 5)]
+    pub duration_secs: u64,
 }
 
 /// `backend` flags.

@@ -98,6 +98,11 @@ impl Fleet {
         self.children.len()
     }
 
+    /// The worker processes' ids (for their CPU time).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().filter_map(|(c, _)| c.id()).collect()
+    }
+
     async fn next(&mut self, deadline: Instant) -> Result<Event> {
         match tokio::time::timeout_at(deadline.into(), self.notes.recv()).await {
             Err(_) => bail!("timed out waiting for the workers"),

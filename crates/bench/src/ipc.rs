@@ -15,8 +15,10 @@ use serde::{Deserialize, Serialize};
 pub struct WorkerSpec {
     /// The worker's number, echoed in its events.
     pub worker: usize,
-    /// WebSocket URL without query, e.g. `ws://127.0.0.1:4000/socket/websocket`.
-    pub url: String,
+    /// WebSocket URL of each node, without query, e.g.
+    /// `ws://127.0.0.1:4000/socket/websocket`; connection `i` goes to
+    /// `urls[i % len]`.
+    pub urls: Vec<String>,
     /// App id (`app` query parameter).
     pub app: String,
     /// Connection `i` authenticates with token `{token_prefix}{i}`.
@@ -169,6 +171,9 @@ pub struct Ready {
     pub connect_latency: String,
     /// The worker's own resident memory once every connection was open.
     pub rss_bytes: u64,
+    /// Connections joined, by node (index into the spec's `urls`).
+    #[serde(default)]
+    pub joined_by_node: Vec<usize>,
 }
 
 /// Body of [`Event::Report`].
@@ -196,6 +201,18 @@ pub struct Report {
     pub first_error: Option<String>,
     /// Connections the server closed (or that broke) since they joined.
     pub disconnected: u64,
+    /// Timed broadcasts by the node their receiver is connected to.
+    #[serde(default)]
+    pub by_node: Vec<NodeReport>,
+}
+
+/// Timed broadcasts received through one node.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct NodeReport {
+    /// Received.
+    pub received: u64,
+    /// Publish-to-receive latency (encoded, µs).
+    pub latency: String,
 }
 
 #[cfg(test)]

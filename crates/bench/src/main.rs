@@ -1,14 +1,18 @@
 //! `switchboard-bench`: the load generator of issue 5. It speaks the Phoenix
 //! Channels protocol itself (through `switchboard-protocol`'s codecs) and
 //! runs the scenarios `idle`, `fanout`, `many-topics`, `webhook` and
-//! `connect-storm`, plus `backend` (the fast mock app backend alone).
+//! `connect-storm` against one gateway node or several sharing Redis
+//! (`--nodes`), plus `redis-pubsub` (Redis's pub/sub alone) and `backend`
+//! (the fast mock app backend alone).
 //!
 //! Layout: `cli` parses; `scenarios` decide what to run and report;
 //! `fleet` spreads connections over worker processes (the hidden `worker`
 //! mode, `worker`), which talk to the parent through `ipc`; `client` is one
 //! Phoenix connection; `publish` sends broadcasts at a fixed rate;
-//! `server` starts or attaches to the gateway; `backend` is the mock app;
-//! `stats`, `report` and `sys` are the plumbing. See BENCHMARKS.md.
+//! `server` starts or attaches to the gateway nodes; `redis` reads the
+//! shared Redis's counters and deletes a run's keys; `backend` is the mock
+//! app; `stats`, `report` and `sys` are the plumbing. See BENCHMARKS.md and
+//! SCALING.md.
 
 mod backend;
 mod cli;
@@ -16,6 +20,7 @@ mod client;
 mod fleet;
 mod ipc;
 mod publish;
+mod redis;
 mod report;
 mod scenarios;
 mod server;
@@ -56,6 +61,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::ManyTopics(args) => scenarios::many_topics::run(args).await,
         Command::Webhook(args) => scenarios::webhook::run(args).await,
         Command::ConnectStorm(args) => scenarios::connect_storm::run(args).await,
+        Command::RedisPubsub(args) => scenarios::redis_pubsub::run(args).await,
         Command::Backend(args) => run_backend(args).await,
         Command::Worker { .. } => unreachable!("handled before the runtime starts"),
     }

@@ -1,9 +1,10 @@
 //! The hidden `worker` mode: one process holding a share of the
 //! connections, on a single-threaded runtime, one task per connection.
 //!
-//! It opens and joins its connections when told ([`Command::Open`]), keeps
-//! them alive with heartbeats, times the broadcasts they receive, pushes when
-//! told, and reports over stdout (see `ipc`). It decides nothing about the
+//! It opens and joins its connections when told ([`Command::Open`]), each
+//! to its node (connection `i` to the spec's `urls[i % len]`), keeps them
+//! alive with heartbeats, times the broadcasts they receive (in total and
+//! by node), pushes when told, and reports over stdout (see `ipc`). It decides nothing about the
 //! scenario: the parent (`fleet` and the scenarios) does.
 
 use std::cell::{Cell, RefCell};
@@ -20,7 +21,7 @@ use tokio::time::sleep_until;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use crate::client::{self, Incoming, Target, Ws};
-use crate::ipc::{Command, Event, Ready, Report, WorkerSpec};
+use crate::ipc::{Command, Event, NodeReport, Ready, Report, WorkerSpec};
 use crate::stats::{encode, new_histogram, record_ns};
 use crate::sys::{now_ns, read_rss};
 
@@ -55,10 +56,12 @@ enum Phase {
 /// State shared by the worker's tasks (single thread: `Cell`s suffice).
 struct Shared {
     spec: WorkerSpec,
-    target: Target,
+    /// One per node; connection `i` uses `targets[i % len]`.
+    targets: Vec<Target>,
     opening: Semaphore,
     live: Cell<usize>,
     joined: Cell<usize>,
+    joined_by_node: RefCell<Vec<usize>>,
     failed: Cell<usize>,
     open_error: RefCell<Option<String>>,
     last_joined_ns: Cell<u64>,
@@ -78,10 +81,12 @@ struct Measure {
     unanswered: u64,
     reply_latency: Histogram<u64>,
     first_error: Option<String>,
+    /// Timed broadcasts and their latency, by node.
+    by_node: Vec<(u64, Histogram<u64>)>,
 }
 
 impl Measure {
-    fn new() -> Measure {
+    fn new(nodes: usize) -> Measure {
         Measure {
             received: 0,
             last_received_ns: 0,
@@ -92,6 +97,7 @@ impl Measure {
             unanswered: 0,
             reply_latency: new_histogram(),
             first_error: None,
+            by_node: (0..nodes.max(1)).map(|_| (0, new_histogram())).collect(),
         }
     }
 
@@ -117,7 +123,19 @@ impl Shared {
             reply_latency: encode(&m.reply_latency),
             first_error: m.first_error.clone(),
             disconnected: self.disconnected.get(),
+            by_node: m
+                .by_node
+                .iter()
+                .map(|(received, latency)| NodeReport {
+                    received: *received,
+                    latency: encode(latency),
+                })
+                .collect(),
         }
+    }
+
+    fn node_of(&self, index: usize) -> usize {
+        index % self.targets.len()
     }
 
     fn source_ip(&self, index: usize) -> Option<std::net::IpAddr> {
@@ -136,19 +154,26 @@ fn emit(event: &Event) {
 
 async fn run(spec: WorkerSpec) -> Result<()> {
     let worker = spec.worker;
-    let target = Target::new(&spec.url, &spec.app, &spec.token_prefix)?;
+    let targets = spec
+        .urls
+        .iter()
+        .map(|url| Target::new(url, &spec.app, &spec.token_prefix))
+        .collect::<Result<Vec<_>>>()?;
+    anyhow::ensure!(!targets.is_empty(), "the worker spec has no URL");
+    let nodes = targets.len();
     let shared = Rc::new(Shared {
         opening: Semaphore::new(spec.concurrency.max(1)),
         spec,
-        target,
+        targets,
         live: Cell::new(0),
         joined: Cell::new(0),
+        joined_by_node: RefCell::new(vec![0; nodes]),
         failed: Cell::new(0),
         open_error: RefCell::new(None),
         last_joined_ns: Cell::new(0),
         connect_latency: RefCell::new(new_histogram()),
         disconnected: Cell::new(0),
-        m: RefCell::new(Measure::new()),
+        m: RefCell::new(Measure::new(nodes)),
     });
     let (phase_tx, phase_rx) = watch::channel(Phase::Hold);
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -166,14 +191,14 @@ async fn run(spec: WorkerSpec) -> Result<()> {
         };
         match command {
             Command::Open => open_all(&shared, &phase_rx).await,
-            Command::Record => *shared.m.borrow_mut() = Measure::new(),
+            Command::Record => *shared.m.borrow_mut() = Measure::new(nodes),
             Command::Report => emit(&Event::Report(shared.report())),
             Command::Push {
                 duration_ms,
                 interval_us,
                 in_flight,
             } => {
-                *shared.m.borrow_mut() = Measure::new();
+                *shared.m.borrow_mut() = Measure::new(nodes);
                 let duration = Duration::from_millis(duration_ms);
                 let _ = phase_tx.send(Phase::Push {
                     until: Instant::now() + duration,
@@ -229,6 +254,7 @@ async fn open_all(shared: &Rc<Shared>, phase: &watch::Receiver<Phase>) {
         last_joined_ns: shared.last_joined_ns.get(),
         connect_latency: encode(&shared.connect_latency.borrow()),
         rss_bytes: read_rss(std::process::id()).map_or(0, |r| r.total),
+        joined_by_node: shared.joined_by_node.borrow().clone(),
     }));
 }
 
@@ -264,7 +290,8 @@ async fn open(shared: &Shared, index: usize) -> Option<Ws> {
     let started = Instant::now();
     let topics = shared.spec.topics.topics_for(index);
     let opened = async {
-        let mut ws = client::connect(&shared.target, index, shared.source_ip(index)).await?;
+        let target = &shared.targets[shared.node_of(index)];
+        let mut ws = client::connect(target, index, shared.source_ip(index)).await?;
         client::join(&mut ws, &topics, JOIN_TIMEOUT).await?;
         anyhow::Ok(ws)
     }
@@ -277,6 +304,7 @@ async fn open(shared: &Shared, index: usize) -> Option<Ws> {
                 started.elapsed().as_nanos() as u64,
             );
             shared.joined.set(shared.joined.get() + 1);
+            shared.joined_by_node.borrow_mut()[shared.node_of(index)] += 1;
             shared.last_joined_ns.set(now_ns());
             Some(ws)
         }
@@ -306,7 +334,7 @@ async fn hold(shared: &Shared, index: usize, ws: &mut Ws, phase: &mut watch::Rec
         let push_at = pushing.as_ref().and_then(|p| p.due(Instant::now()));
         tokio::select! {
             incoming = ws.next() => match incoming {
-                Some(Ok(WsMessage::Text(text))) => on_text(shared, text.as_bytes(), pushing.as_mut()),
+                Some(Ok(WsMessage::Text(text))) => on_text(shared, index, text.as_bytes(), pushing.as_mut()),
                 Some(Ok(WsMessage::Close(close))) => {
                     return lost(shared, format!("connection {index} closed by the server: {close:?}"));
                 }
@@ -386,7 +414,7 @@ fn lost(shared: &Shared, why: String) {
     shared.m.borrow_mut().error(|| why);
 }
 
-fn on_text(shared: &Shared, text: &[u8], pushing: Option<&mut Pushing>) {
+fn on_text(shared: &Shared, index: usize, text: &[u8], pushing: Option<&mut Pushing>) {
     match client::classify(text) {
         Incoming::Event {
             event,
@@ -397,6 +425,9 @@ fn on_text(shared: &Shared, text: &[u8], pushing: Option<&mut Pushing>) {
             m.received += 1;
             m.last_received_ns = now;
             record_ns(&mut m.latency, now.saturating_sub(t));
+            let node = &mut m.by_node[shared.node_of(index)];
+            node.0 += 1;
+            record_ns(&mut node.1, now.saturating_sub(t));
         }
         Incoming::Reply {
             msg_ref: Some(msg_ref),

@@ -2,14 +2,19 @@
 //! (`<prefix><i % topics>`), wait until the server's RSS settles, and report
 //! (RSS after − RSS before) / joined connections. One run per N; with
 //! `--server-cmd` each run gets a fresh server, so runs do not inherit each
-//! other's allocator state.
+//! other's allocator state. With `--nodes`, the RSS is that of every node
+//! together.
+//!
+//! With a known Redis (`--nodes` above 1 or `--redis-url`), it also counts
+//! the Redis commands per connection of the joins and, after closing every
+//! connection, of the leaves (presence and connection-registry writes).
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use super::{latency_json, totals, Env};
+use super::{latency_json, redis_calls_line, redis_phase_json, totals, Env};
 use crate::cli::IdleArgs;
 use crate::ipc::TopicPlan;
 use crate::report::{self, thousands};
@@ -71,22 +76,32 @@ async fn runs(env: &mut Env, args: &IdleArgs) -> Result<Vec<Vec<String>>> {
 }
 
 async fn one(env: &Env, args: &IdleArgs, n: usize) -> Result<Value> {
-    let pid = env
-        .server
-        .as_ref()
-        .map(|s| s.pid)
-        .context("idle measures the server's memory: give --server-cmd or --server-pid")?;
+    let pids = env.server_pids();
+    if pids.is_empty() {
+        bail!("idle measures the server's memory: give --server-cmd or --server-pid");
+    }
     let settle_max = Duration::from_secs(args.settle_max_secs);
-    let (before, _) = settled_rss(pid, settle_max).await?;
+    let (before, _) = settled_rss(&pids, settle_max).await?;
     let plan = TopicPlan::Modulo {
         prefix: args.topic_prefix.clone(),
         modulo: args.topics,
     };
     let spec = env.worker_spec(plan, DEFAULT_CONCURRENCY);
     let (mut fleet, opened) = env.open(&spec, n).await?;
-    let (after, settle) = settled_rss(pid, settle_max).await?;
+    let holding = env.meter(Some(&fleet)).await;
+    let (after, settle) = settled_rss(&pids, settle_max).await?;
+    let held = env.metered(&holding, Some(&fleet)).await;
     let t = totals(&fleet.report().await?)?;
+    let meter = env.meter(None).await;
     fleet.stop().await;
+    let redis_leave = match &env.redis {
+        Some(_) => {
+            // The leaves' writes are queued on the nodes; let them out.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            env.metered(&meter, None).await.redis
+        }
+        None => None,
+    };
 
     let joined = opened.joined as u64;
     let per = |a: u64, b: u64| a.saturating_sub(b) / joined.max(1);
@@ -113,38 +128,81 @@ async fn one(env: &Env, args: &IdleArgs, n: usize) -> Result<Value> {
     );
     latency_json(&mut summary, "connect", &opened.connect);
     summary.insert("settle_secs".into(), json!(settle.as_secs()));
-    summary.insert("disconnected".into(), json!(t.disconnected));
-
-    report::pairs(
-        &format!("idle: {n} connections"),
-        &[
-            ("joined", format!("{} ({} failed)", joined, opened.failed)),
-            ("worker processes", opened.processes.to_string()),
-            ("server RSS before", thousands(before.total)),
-            ("server RSS after", thousands(after.total)),
-            (
-                "RSS per connection (bytes)",
-                thousands(per(after.total, before.total)),
-            ),
-            (
-                "anon RSS per connection (bytes)",
-                thousands(per(after.anon, before.anon)),
-            ),
-            ("open + join time (s)", format!("{:.2}", opened.open_secs())),
-            (
-                "connect + join p50 / p99 / max (ms)",
-                format!(
-                    "{:.2} / {:.2} / {:.2}",
-                    opened.connect.p50_ms, opened.connect.p99_ms, opened.connect.max_ms
-                ),
-            ),
-            ("RSS settle time (s)", settle.as_secs().to_string()),
-            ("lost while idle", t.disconnected.to_string()),
-            (
-                "generator RSS per connection (bytes)",
-                thousands(opened.generator_rss / joined.max(1)),
-            ),
-        ],
+    // While the connections only send heartbeats: what holding them costs.
+    let idle_cpu_pct = 100.0 * held.server_cpu() / held.secs.max(1e-9);
+    let heartbeats_per_sec = match env.common.heartbeat_secs {
+        0 => 0.0,
+        secs => opened.joined as f64 / secs as f64,
+    };
+    summary.insert(
+        "idle_server_cpu_pct".into(),
+        json!(report::round(idle_cpu_pct, 2)),
     );
+    summary.insert(
+        "heartbeats_per_sec".into(),
+        json!(report::round(heartbeats_per_sec, 1)),
+    );
+    summary.insert("disconnected".into(), json!(t.disconnected));
+    if let Some(deltas) = &redis_leave {
+        summary.insert(
+            "redis_leave".into(),
+            redis_phase_json(deltas, opened.joined),
+        );
+    }
+
+    let mut rows = vec![
+        ("joined", format!("{} ({} failed)", joined, opened.failed)),
+        ("worker processes", opened.processes.to_string()),
+        ("server RSS before", thousands(before.total)),
+        ("server RSS after", thousands(after.total)),
+        (
+            "RSS per connection (bytes)",
+            thousands(per(after.total, before.total)),
+        ),
+        (
+            "anon RSS per connection (bytes)",
+            thousands(per(after.anon, before.anon)),
+        ),
+        ("open + join time (s)", format!("{:.2}", opened.open_secs())),
+        (
+            "connect + join p50 / p99 / max (ms)",
+            format!(
+                "{:.2} / {:.2} / {:.2}",
+                opened.connect.p50_ms, opened.connect.p99_ms, opened.connect.max_ms
+            ),
+        ),
+        ("RSS settle time (s)", settle.as_secs().to_string()),
+        (
+            "server CPU while idle (%, heartbeats/s)",
+            format!("{idle_cpu_pct:.2} % ({heartbeats_per_sec:.0}/s)"),
+        ),
+        (
+            "server CPU per connect + join (µs)",
+            format!("{:.1}", 1e6 * opened.open_server_cpu / joined.max(1) as f64),
+        ),
+        ("lost while idle", t.disconnected.to_string()),
+        (
+            "generator RSS per connection (bytes)",
+            thousands(opened.generator_rss / joined.max(1)),
+        ),
+    ];
+    if let Some(deltas) = &opened.redis_join {
+        rows.push((
+            "Redis calls per join",
+            redis_calls_line(deltas, opened.joined),
+        ));
+        let memory: i64 = deltas.iter().map(|d| d.memory).sum();
+        rows.push((
+            "Redis used_memory per connection (bytes)",
+            (memory / opened.joined.max(1) as i64).to_string(),
+        ));
+    }
+    if let Some(deltas) = &redis_leave {
+        rows.push((
+            "Redis calls per leave",
+            redis_calls_line(deltas, opened.joined),
+        ));
+    }
+    report::pairs(&format!("idle: {n} connections"), &rows);
     Ok(Value::Object(summary))
 }

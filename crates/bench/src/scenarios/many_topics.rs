@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use serde_json::{json, Value};
 
-use super::fanout::{print_run, summarize};
+use super::fanout::{insert_costs, print_costs, print_run, summarize};
 use super::{drain, Env};
 use crate::cli::ManyTopicsArgs;
 use crate::ipc::{Command, TopicPlan};
@@ -54,10 +54,12 @@ async fn one(env: &Env, args: &ManyTopicsArgs) -> Result<()> {
             duration: Duration::from_secs(args.duration_secs),
             payload_bytes: args.payload_bytes,
         };
+        let meter = env.meter(Some(&fleet)).await;
         let published = publish::via_api(&env.api, &env.app, &env.secret, &plan).await?;
         // Exact when every connection joined and T·k divides evenly by m.
         let expected = published.accepted * args.subscribers_per_topic as u64;
         let t = drain(&mut fleet, expected).await?;
+        let metered = env.metered(&meter, Some(&fleet)).await;
         let mut summary = summarize(
             env,
             &opened,
@@ -78,6 +80,7 @@ async fn one(env: &Env, args: &ManyTopicsArgs) -> Result<()> {
             "topics_per_connection".into(),
             json!(args.topics_per_connection),
         );
+        insert_costs(&mut summary, &metered, t.received, published.accepted);
         print_run(
             &format!(
                 "many-topics: {} topics × {} subscribers over {} connections",
@@ -87,6 +90,7 @@ async fn one(env: &Env, args: &ManyTopicsArgs) -> Result<()> {
             expected,
             &t,
         );
+        print_costs(&opened, &t, &metered, published.accepted);
         report::result(&Value::Object(summary));
         anyhow::Ok(())
     }
