@@ -44,6 +44,15 @@ pub(super) struct Envelope {
     pub b: Option<String>,
 }
 
+/// How every envelope from `node` starts once serialized (`n` is the first
+/// field).
+fn envelope_prefix(node: &str) -> String {
+    format!(
+        "{{\"n\":{},",
+        serde_json::to_string(node).unwrap_or_default()
+    )
+}
+
 /// A presence entry as stored in Redis.
 #[derive(Serialize, Deserialize)]
 pub(super) struct StoredPresence {
@@ -71,6 +80,9 @@ pub struct RedisEngine {
     /// Redis Cluster: topic channels use sharded pub/sub (SSUBSCRIBE and
     /// SPUBLISH), so each message travels only within its channel's shard.
     pub(super) sharded: bool,
+    /// How this node's envelopes start (`{"n":"<node>",`), to skip them on
+    /// the way back without parsing.
+    pub(super) own_envelope_prefix: String,
 }
 
 impl RedisEngine {
@@ -120,6 +132,7 @@ impl RedisEngine {
             outbox,
             app_sync_wake: tokio::sync::Notify::new(),
             sharded,
+            own_envelope_prefix: envelope_prefix(&gateway.node),
         });
         engine.client.connect();
         engine.subscriber.connect();
@@ -430,5 +443,24 @@ impl Engine for RedisEngine {
         self.healthy.load(Ordering::Acquire)
             && self.client.is_connected()
             && self.subscriber.is_connected()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_serialized_envelope_starts_with_its_nodes_prefix() {
+        let node = "host-\"1\":a";
+        let envelope = Envelope {
+            n: node.to_owned(),
+            e: "msg".into(),
+            p: Some(serde_json::json!({})),
+            b: None,
+        };
+        let body = serde_json::to_string(&envelope).unwrap();
+        assert!(body.starts_with(&envelope_prefix(node)), "{body}");
+        assert!(!body.starts_with(&envelope_prefix("host-")), "{body}");
     }
 }

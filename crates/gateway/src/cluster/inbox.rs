@@ -49,6 +49,11 @@ impl RedisEngine {
         if channel == self.keys.control_channel() {
             return self.control(&gateway, body);
         }
+        // This node's own publishes come back from Redis: recognised by the
+        // envelope's first field without parsing the message.
+        if body.starts_with(&self.own_envelope_prefix) {
+            return;
+        }
         let Some((app, topic)) = self.keys.parse_topic_channel(channel) else {
             return;
         };
