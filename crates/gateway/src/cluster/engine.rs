@@ -53,13 +53,6 @@ fn envelope_prefix(node: &str) -> String {
     )
 }
 
-/// A presence entry as stored in Redis.
-#[derive(Serialize, Deserialize)]
-pub(super) struct StoredPresence {
-    pub key: String,
-    pub meta: serde_json::Map<String, Value>,
-}
-
 /// The engine of a node that shares Redis with other nodes.
 pub struct RedisEngine {
     pub(super) node: String,
@@ -161,35 +154,35 @@ impl RedisEngine {
                 .contains(node)
     }
 
-    /// Entries of other live nodes from Redis, plus this node's own table.
-    async fn cluster_presence(&self, app: &str, topic: &str) -> Vec<PresenceEntry> {
-        let stored: HashMap<String, String> = match self
-            .client
-            .hgetall(self.keys.presence(app, topic))
-            .await
-        {
+    /// The values other live nodes stored under `key` (one field per
+    /// connection), parsed, in field order; this node's own fields are left
+    /// out (the caller adds its local view).
+    async fn other_nodes_fields<T: serde::de::DeserializeOwned>(
+        &self,
+        key: String,
+        what: &str,
+    ) -> Vec<T> {
+        let stored: HashMap<String, String> = match self.client.hgetall(key).await {
             Ok(stored) => stored,
             Err(error) => {
-                tracing::warn!(%error, "presence read from Redis failed; answering with this node's entries");
-                HashMap::new()
+                tracing::warn!(%error, what, "Redis read failed; answering with this node's own view");
+                return Vec::new();
             }
         };
-        let mut remote: Vec<(String, PresenceEntry)> = stored
+        let mut fields: Vec<(String, T)> = stored
             .into_iter()
             .filter(|(f, _)| field_node(f) != self.node && self.is_alive(field_node(f)))
-            .filter_map(|(f, v)| {
-                let s: StoredPresence = serde_json::from_str(&v).ok()?;
-                Some((
-                    f,
-                    PresenceEntry {
-                        key: s.key,
-                        meta: s.meta,
-                    },
-                ))
-            })
+            .filter_map(|(f, v)| Some((f, serde_json::from_str(&v).ok()?)))
             .collect();
-        remote.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut entries: Vec<PresenceEntry> = remote.into_iter().map(|(_, e)| e).collect();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        fields.into_iter().map(|(_, value)| value).collect()
+    }
+
+    /// Entries of other live nodes from Redis, plus this node's own table.
+    async fn cluster_presence(&self, app: &str, topic: &str) -> Vec<PresenceEntry> {
+        let mut entries: Vec<PresenceEntry> = self
+            .other_nodes_fields(self.keys.presence(app, topic), "presence")
+            .await;
         if let Some(gateway) = self.gateway.upgrade() {
             entries.extend(gateway.hub.presence.entries(app, topic));
         }
@@ -197,24 +190,9 @@ impl RedisEngine {
     }
 
     async fn cluster_connections(&self, app: &str) -> Vec<Value> {
-        let stored: HashMap<String, String> = match self
-            .client
-            .hgetall(self.keys.connections(app))
-            .await
-        {
-            Ok(stored) => stored,
-            Err(error) => {
-                tracing::warn!(%error, "connection list read from Redis failed; answering with this node's");
-                HashMap::new()
-            }
-        };
-        let mut remote: Vec<(String, Value)> = stored
-            .into_iter()
-            .filter(|(f, _)| field_node(f) != self.node && self.is_alive(field_node(f)))
-            .filter_map(|(f, v)| Some((f, serde_json::from_str(&v).ok()?)))
-            .collect();
-        remote.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut list: Vec<Value> = remote.into_iter().map(|(_, v)| v).collect();
+        let mut list: Vec<Value> = self
+            .other_nodes_fields(self.keys.connections(app), "connections")
+            .await;
         if let Some(gateway) = self.gateway.upgrade() {
             list.extend(
                 gateway
@@ -235,11 +213,7 @@ impl RedisEngine {
         connection: u64,
         entry: &PresenceEntry,
     ) {
-        let stored = StoredPresence {
-            key: entry.key.clone(),
-            meta: entry.meta.clone(),
-        };
-        let Ok(value) = serde_json::to_string(&stored) else {
+        let Ok(value) = serde_json::to_string(entry) else {
             return;
         };
         self.outbox.send(

@@ -18,7 +18,6 @@ use fred::types::{Expiration, SetOptions};
 use serde_json::Value as JsonValue;
 use switchboard_protocol::Payload;
 
-use super::engine::StoredPresence;
 use super::keys::field_node;
 use super::RedisEngine;
 use crate::hub::{diff_of, Broadcast, PresenceEntry};
@@ -198,11 +197,8 @@ impl RedisEngine {
             let mut leaves = Vec::new();
             for (field, value) in stored.iter().filter(|(f, _)| stale(f)) {
                 let _ = self.client.hdel::<i64, _, _>(&key, field.as_str()).await;
-                if let Ok(s) = serde_json::from_str::<StoredPresence>(value) {
-                    leaves.push(PresenceEntry {
-                        key: s.key,
-                        meta: s.meta,
-                    });
+                if let Ok(entry) = serde_json::from_str::<PresenceEntry>(value) {
+                    leaves.push(entry);
                 }
             }
             if !leaves.is_empty() {

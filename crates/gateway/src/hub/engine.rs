@@ -13,8 +13,8 @@ use super::Broadcast;
 use crate::config::RawApp;
 use crate::session::Connection;
 
-/// One presence entry as the cluster sees it.
-#[derive(Debug, Clone, PartialEq)]
+/// One presence entry as the cluster sees it (and stores it in Redis).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PresenceEntry {
     /// Presence key (client id).
     pub key: String,

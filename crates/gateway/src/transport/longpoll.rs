@@ -124,15 +124,15 @@ impl LongPollSessions {
         let cutoff = self
             .now_ms()
             .saturating_sub(SESSION_TIMEOUT.as_millis() as u64);
-        let idle: Vec<(String, Arc<LongPollSession>)> = self
+        let idle: Vec<Arc<LongPollSession>> = self
             .sessions
             .iter()
             // Idle sessions, and sessions asked to close (disconnect, drain) that
             // no poll is there to see: they end now rather than at the timeout.
             .filter(|s| s.last_seen.load(Ordering::Acquire) < cutoff || s.conn.is_closing())
-            .map(|s| (s.key().clone(), s.value().clone()))
+            .map(|s| s.value().clone())
             .collect();
-        for (id, session) in &idle {
+        for session in &idle {
             tracing::info!(
                 app = session.conn.app.id(),
                 client_id = %session.conn.identity.client_id,
@@ -140,13 +140,13 @@ impl LongPollSessions {
                 closing = session.conn.is_closing(),
                 "long-poll session ended (idle, or closed while no poll was waiting)"
             );
-            self.end(id, session).await;
+            self.end(session).await;
         }
         idle.len()
     }
 
-    async fn end(&self, id: &str, session: &LongPollSession) {
-        self.sessions.remove(id);
+    async fn end(&self, session: &LongPollSession) {
+        self.sessions.remove(&session.id);
         if !session.ended.swap(true, Ordering::AcqRel) {
             session.conn.close(CloseReason::Disconnected);
             session.session.lock().await.terminate();
@@ -282,7 +282,7 @@ async fn poll(gateway: &Arc<Gateway>, session: Arc<LongPollSession>) -> Response
     }
     sessions.touch(&session);
     if closed {
-        sessions.end(&session.id, &session).await;
+        sessions.end(&session).await;
         if messages.is_empty() {
             return answer(json!({ "status": 410, "messages": [] }));
         }
