@@ -409,26 +409,34 @@ async fn hold(shared: &Shared, index: usize, ws: &mut Ws, phase: &mut watch::Rec
     }
 }
 
+fn record_delivery(shared: &Shared, index: usize, t: u64) {
+    let now = now_ns();
+    let mut m = shared.m.borrow_mut();
+    m.received += 1;
+    m.last_received_ns = now;
+    record_ns(&mut m.latency, now.saturating_sub(t));
+    let node = &mut m.by_node[shared.node_of(index)];
+    node.0 += 1;
+    record_ns(&mut node.1, now.saturating_sub(t));
+}
+
 fn lost(shared: &Shared, why: String) {
     shared.disconnected.set(shared.disconnected.get() + 1);
     shared.m.borrow_mut().error(|| why);
 }
 
 fn on_text(shared: &Shared, index: usize, text: &[u8], pushing: Option<&mut Pushing>) {
+    if let Some((event, t)) = client::timed_broadcast(text) {
+        if event == shared.spec.timed_event.as_bytes() {
+            record_delivery(shared, index, t);
+        }
+        return;
+    }
     match client::classify(text) {
         Incoming::Event {
             event,
             t_ns: Some(t),
-        } if event == shared.spec.timed_event => {
-            let now = now_ns();
-            let mut m = shared.m.borrow_mut();
-            m.received += 1;
-            m.last_received_ns = now;
-            record_ns(&mut m.latency, now.saturating_sub(t));
-            let node = &mut m.by_node[shared.node_of(index)];
-            node.0 += 1;
-            record_ns(&mut node.1, now.saturating_sub(t));
-        }
+        } if event == shared.spec.timed_event => record_delivery(shared, index, t),
         Incoming::Reply {
             msg_ref: Some(msg_ref),
             ok,

@@ -65,7 +65,7 @@ pub async fn websocket_handler(
     let (response, upgraded) = upgrade.accept();
     tokio::spawn(async move {
         match upgraded.await {
-            Some(stream) => socket::serve(gateway, stream, conn, outbound, vsn).await,
+            Some(stream) => socket::spawn(gateway, stream, conn, outbound, vsn),
             None => {
                 tracing::info!(connection = conn.id, "websocket upgrade did not complete");
                 gateway.connections.unregister(&conn);

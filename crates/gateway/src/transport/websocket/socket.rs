@@ -8,6 +8,11 @@
 //! default of 128 KiB is zero-filled and would stay resident), frames written
 //! straight to the socket (no write buffer), and the session's state behind
 //! it allocated only when used.
+//!
+//! The task's future is kept under ~900 bytes: tokio rounds a task to 128
+//! bytes and the allocator to its size classes, so a future just over that
+//! costs a 1,280- or 1,792-byte allocation instead of 1,024 per connection.
+//! What a frame, a close or the idle timer needs is boxed for that reason.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,8 +36,12 @@ const WRITE_BATCH: usize = 64;
 /// connection (BENCHMARKS.md).
 const READ_BUFFER: usize = 256;
 
-/// Serves an upgraded connection until it ends.
-pub async fn serve(
+/// Serves an upgraded connection until it ends, in a task of its own.
+///
+/// One task per stream type, spawned directly: an `async` wrapper matching
+/// on the variants would make every connection's task as large as the
+/// largest variant's, and keep its arguments a second time for life.
+pub fn spawn(
     gateway: Arc<Gateway>,
     upgraded: Upgraded,
     conn: Arc<Connection>,
@@ -40,10 +49,10 @@ pub async fn serve(
     vsn: Vsn,
 ) {
     match upgraded {
-        Upgraded::Tcp(stream) => run(gateway, stream, conn, outbound, vsn).await,
-        Upgraded::Prefixed(stream) => run(gateway, stream, conn, outbound, vsn).await,
-        Upgraded::Wrapped(stream) => run(gateway, stream, conn, outbound, vsn).await,
-    }
+        Upgraded::Tcp(stream) => tokio::spawn(run(gateway, stream, conn, outbound, vsn)),
+        Upgraded::Prefixed(stream) => tokio::spawn(run(gateway, stream, conn, outbound, vsn)),
+        Upgraded::Wrapped(stream) => tokio::spawn(run(gateway, stream, conn, outbound, vsn)),
+    };
 }
 
 /// Frames between `max_frame_bytes` and this cap are read and answered
@@ -69,9 +78,9 @@ async fn run<S: Stream>(
         .max_frame_size(Some(hard_cap));
     let mut socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
     let mut session = Session::new(gateway.clone(), conn.clone());
-    let idle_timeout = gateway.server.idle_timeout;
-    let idle = tokio::time::sleep(idle_timeout);
-    tokio::pin!(idle);
+    // Boxed: inline, the timer's 112 bytes would push the task past the
+    // 1 KiB allocation class (see the module doc).
+    let mut idle = Box::pin(tokio::time::sleep(gateway.server.idle_timeout));
 
     let close = loop {
         tokio::select! {
@@ -86,8 +95,11 @@ async fn run<S: Stream>(
             },
             incoming = socket.next() => match incoming {
                 Some(Ok(message)) => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
-                    if !receive(&gateway, &mut session, message, vsn).await {
+                    idle.as_mut().reset(tokio::time::Instant::now() + gateway.server.idle_timeout);
+                    // Boxed: handling a frame (a join above all) needs far
+                    // more state than waiting does, and an inline future
+                    // would make every idle connection carry it.
+                    if !Box::pin(receive(&gateway, &mut session, message, vsn)).await {
                         break None;
                     }
                 }
@@ -97,7 +109,7 @@ async fn run<S: Stream>(
                 }
                 None => break None,
             },
-            _ = &mut idle => break Some(CloseReason::IdleTimeout),
+            _ = idle.as_mut() => break Some(CloseReason::IdleTimeout),
         }
     };
     if let Some(reason) = close {
@@ -108,18 +120,24 @@ async fn run<S: Stream>(
             reason = reason.as_str(),
             "closing connection"
         );
-        let frame = CloseFrame {
-            code: CloseCode::from(reason.code()),
-            reason: Utf8Bytes::from_static(reason.as_str()),
-        };
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            socket.send(Message::Close(Some(frame))),
-        )
-        .await;
+        Box::pin(send_close(&mut socket, reason)).await;
     }
     conn.close(CloseReason::Disconnected);
     session.terminate();
+}
+
+/// Sends the close frame, giving up after a few seconds. Boxed by the
+/// caller: its timer would otherwise sit in every connection's task.
+async fn send_close<S: Stream>(socket: &mut WebSocketStream<S>, reason: CloseReason) {
+    let frame = CloseFrame {
+        code: CloseCode::from(reason.code()),
+        reason: Utf8Bytes::from_static(reason.as_str()),
+    };
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
 }
 
 /// Writes `first` and whatever else is already queued, then flushes once.
