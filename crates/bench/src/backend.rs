@@ -18,6 +18,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
+use axum::serve::ListenerExt;
 use axum::Router;
 use hdrhistogram::Histogram;
 use serde_json::Value;
@@ -91,6 +92,10 @@ pub async fn start(listen: &str, schema: String) -> Result<Backend> {
         .with_state(state);
     let listener = bind(listen).with_context(|| format!("backend cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    // No Nagle delay on answers: the webhook scenario measures milliseconds.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     tokio::spawn(async move {
         if let Err(error) = axum::serve(listener, app).await {
             eprintln!("bench: backend stopped: {error}");
