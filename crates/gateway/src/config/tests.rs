@@ -78,6 +78,9 @@ fn full_file_sets_every_key() {
             jwks_refresh_cooldown: Duration::from_secs(60),
             webhooks_in_flight_per_app: 64,
             max_body_bytes: 262144,
+            jwks_refresh_min: Duration::from_secs(30),
+            jwks_refresh_max: Duration::from_secs(86_400),
+            jwks_refresh_default: Duration::from_secs(300),
         }
     );
     assert_eq!(
@@ -100,6 +103,7 @@ fn full_file_sets_every_key() {
             auth: AuthSource::Endpoint("https://api.example/auth/websocket".to_owned()),
             jwt_issuer: None,
             jwt_audience: None,
+            close_on_token_expiry: true,
             schema: SchemaSource::Endpoint("https://api.example/messages-schema".to_owned()),
             message_endpoint: Some("https://api.example/messages".to_owned()),
             join_endpoint: Some("https://api.example/join".to_owned()),
@@ -162,6 +166,7 @@ fn minimal_file_takes_every_default() {
             auth: AuthSource::Endpoint("http://localhost:8080/auth".to_owned()),
             jwt_issuer: None,
             jwt_audience: None,
+            close_on_token_expiry: true,
             schema: SchemaSource::Endpoint("http://localhost:8080/schema".to_owned()),
             message_endpoint: None,
             join_endpoint: None,

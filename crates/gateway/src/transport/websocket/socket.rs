@@ -1,7 +1,7 @@
 //! One task per WebSocket connection: it reads client frames into the
 //! session, writes queued frames in batches (feed many, flush once), and
-//! closes the socket on idle timeout or when the connection is asked to
-//! close.
+//! closes the socket on idle timeout, when the JWT it was admitted with
+//! expires, or when the connection is asked to close.
 //!
 //! Kept small on purpose, since every idle connection pays for it: one task
 //! (no separate reader and writer), a 256-byte read buffer (tungstenite's
@@ -70,7 +70,15 @@ async fn run<S: Stream>(
     let mut socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
     let mut session = Session::new(gateway.clone(), conn.clone());
     let idle_timeout = gateway.server.idle_timeout;
-    let idle = tokio::time::sleep(idle_timeout);
+    // One timer serves both deadlines: it fires at whichever comes first,
+    // the idle timeout or the token's expiry, so a JWT connection costs no
+    // extra timer.
+    let expires_at = conn.identity.token_expires_at.map(instant_of_unix_secs);
+    let next_deadline = |now: tokio::time::Instant| {
+        let idle_at = now + idle_timeout;
+        expires_at.map_or(idle_at, |expiry| idle_at.min(expiry))
+    };
+    let idle = tokio::time::sleep_until(next_deadline(tokio::time::Instant::now()));
     tokio::pin!(idle);
 
     let close = loop {
@@ -86,7 +94,7 @@ async fn run<S: Stream>(
             },
             incoming = socket.next() => match incoming {
                 Some(Ok(message)) => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
+                    idle.as_mut().reset(next_deadline(tokio::time::Instant::now()));
                     if !receive(&gateway, &mut session, message, vsn).await {
                         break None;
                     }
@@ -97,7 +105,10 @@ async fn run<S: Stream>(
                 }
                 None => break None,
             },
-            _ = &mut idle => break Some(CloseReason::IdleTimeout),
+            _ = &mut idle => {
+                let expired = expires_at.is_some_and(|expiry| tokio::time::Instant::now() >= expiry);
+                break Some(if expired { CloseReason::TokenExpired } else { CloseReason::IdleTimeout });
+            }
         }
     };
     if let Some(reason) = close {
@@ -120,6 +131,15 @@ async fn run<S: Stream>(
     }
     conn.close(CloseReason::Disconnected);
     session.terminate();
+}
+
+/// The monotonic instant of a Unix time in seconds (now, if it has passed).
+fn instant_of_unix_secs(unix_secs: u64) -> tokio::time::Instant {
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(unix_secs);
+    let remaining = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    tokio::time::Instant::now() + remaining
 }
 
 /// Writes `first` and whatever else is already queued, then flushes once.
