@@ -174,6 +174,20 @@ async fn tokens_within_the_leeway_are_accepted() {
 }
 
 #[tokio::test]
+async fn a_token_that_expires_in_the_far_future_connects_and_stays() {
+    let (_backend, server) = hs256_server(5, |s| s).await;
+    let token = sign(
+        Algorithm::HS256,
+        None,
+        &hs(),
+        &claims_with("methuselah", json!({"exp": u64::MAX})),
+    );
+    let mut client = WsClient::connect(server.addr, &token).await;
+    client.join_ok("project:1", "1").await;
+    assert!(client.sync().await.is_empty());
+}
+
+#[tokio::test]
 async fn websocket_is_closed_with_4001_when_its_token_expires() {
     let (_backend, server) = hs256_server(0, |s| s).await;
     let exp = now() + 2;

@@ -133,12 +133,17 @@ async fn run<S: Stream>(
     session.terminate();
 }
 
-/// The monotonic instant of a Unix time in seconds (now, if it has passed).
+/// The monotonic instant of a Unix time in seconds: now if it has passed,
+/// at most a year ahead (a token may say it expires in a billion years, and
+/// `Instant` arithmetic must not overflow).
 fn instant_of_unix_secs(unix_secs: u64) -> tokio::time::Instant {
-    let at = std::time::UNIX_EPOCH + Duration::from_secs(unix_secs);
-    let remaining = at
-        .duration_since(std::time::SystemTime::now())
+    const FAR_AHEAD: Duration = Duration::from_secs(365 * 24 * 3600);
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or(Duration::ZERO);
+    let remaining = Duration::from_secs(unix_secs)
+        .saturating_sub(since_epoch)
+        .min(FAR_AHEAD);
     tokio::time::Instant::now() + remaining
 }
 
