@@ -13,6 +13,7 @@ use crate::apps::{load_local_schema, spawn_schema_refresher, App, Apps, Registry
 use crate::cluster::RedisEngine;
 use crate::config::{AppConfig, Config, Limits, ServerSettings};
 use crate::hub::Hub;
+use crate::jwt::spawn_jwks_refresher;
 use crate::session::{CloseReason, ConnectionRegistry};
 use crate::telemetry::Metrics;
 use crate::transport::longpoll::{spawn_reaper, LongPollSessions};
@@ -106,6 +107,7 @@ impl Gateway {
         for app in &apps {
             load_local_schema(app, &metrics);
             spawn_schema_refresher(webhooks.clone(), app.clone());
+            spawn_jwks_refresher(webhooks.clone(), app.clone(), &config.limits);
         }
         let cluster = config.cluster.clone();
         let per_ip = std::num::NonZeroU32::new(config.limits.connects_per_ip_per_second.max(1))
@@ -167,6 +169,7 @@ impl Gateway {
         ));
         load_local_schema(&app, &self.metrics);
         spawn_schema_refresher(self.webhooks.clone(), app.clone());
+        spawn_jwks_refresher(self.webhooks.clone(), app.clone(), &self.limits);
         match self.apps.put(app.clone()) {
             Ok(Some(previous)) => {
                 self.retire(&previous);

@@ -16,6 +16,7 @@
 //! - [`hub`]: subscriptions and encode-once fan-out.
 //! - [`apps`]: tenants, their schemas and push rate limits.
 //! - [`upstream`]: webhooks to app backends.
+//! - [`jwt`]: local verification of client JWTs (HS256 secret, JWKS cache).
 //! - [`cluster`]: the Redis engine that makes many nodes one gateway.
 //! - [`api`]: server API, admin API, health, metrics.
 //! - [`config`], [`telemetry`]: settings; logs and metrics.
@@ -31,6 +32,7 @@ pub mod cluster;
 pub mod config;
 pub mod gateway;
 pub mod hub;
+pub mod jwt;
 pub mod server;
 pub mod session;
 pub mod telemetry;

@@ -1,6 +1,7 @@
-//! One app at runtime: its config, its last good compiled schema, and the
-//! semaphore that caps its webhook calls in flight so one app's slow backend
-//! cannot take every connection of the process with it.
+//! One app at runtime: its config, its last good compiled schema, its token
+//! keys when it verifies JWTs itself, and the semaphore that caps its
+//! webhook calls in flight so one app's slow backend cannot take every
+//! connection of the process with it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -9,11 +10,13 @@ use switchboard_schema::Schema;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::config::AppConfig;
+use crate::jwt::TokenKeys;
 
 /// A registered app.
 pub struct App {
     config: AppConfig,
     schema: RwLock<Option<Arc<Schema>>>,
+    token_keys: Option<TokenKeys>,
     webhook_permits: Arc<Semaphore>,
     /// True for apps from the config file (immutable through the admin API).
     from_config: bool,
@@ -34,6 +37,7 @@ impl App {
     /// Wraps a validated config; the schema loads later.
     pub fn new(config: AppConfig, webhooks_in_flight: usize, from_config: bool) -> Self {
         Self {
+            token_keys: TokenKeys::for_app(&config),
             config,
             schema: RwLock::new(None),
             webhook_permits: Arc::new(Semaphore::new(webhooks_in_flight.max(1))),
@@ -72,6 +76,12 @@ impl App {
             .schema
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(schema);
+    }
+
+    /// The keys client tokens are verified with, for apps configured with
+    /// `jwt_secret` or `jwks_url`.
+    pub fn token_keys(&self) -> Option<&TokenKeys> {
+        self.token_keys.as_ref()
     }
 
     /// The cap on this app's webhook calls in flight.

@@ -31,6 +31,7 @@ impl Config {
             auth: AuthSource::AcceptAnyToken,
             jwt_issuer: None,
             jwt_audience: None,
+            close_on_token_expiry: true,
             schema: SchemaSource::Inline(DEMO_SCHEMA_JSON.to_owned()),
             message_endpoint: None,
             join_endpoint: None,

@@ -103,6 +103,14 @@ pub struct RawLimits {
     pub webhooks_in_flight_per_app: usize,
     /// Largest HTTP body accepted by the server and admin APIs. Default 1048576.
     pub max_body_bytes: usize,
+    /// A JWKS is fetched again after its `Cache-Control: max-age`, but never
+    /// sooner than this; also the longest wait between retries of a failed
+    /// fetch. Default 30.
+    pub jwks_refresh_min_secs: u64,
+    /// ... and never later than this. Default 86400.
+    pub jwks_refresh_max_secs: u64,
+    /// Refresh period of a JWKS answered without `max-age`. Default 300.
+    pub jwks_refresh_default_secs: u64,
 }
 
 impl Default for RawLimits {
@@ -118,6 +126,9 @@ impl Default for RawLimits {
             jwks_refresh_cooldown_secs: 30,
             webhooks_in_flight_per_app: 256,
             max_body_bytes: 1_048_576,
+            jwks_refresh_min_secs: 30,
+            jwks_refresh_max_secs: 86_400,
+            jwks_refresh_default_secs: 300,
         }
     }
 }
@@ -175,6 +186,11 @@ pub struct RawApp {
     /// Required `aud` claim; only with `jwks_url` or `jwt_secret`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt_audience: Option<String>,
+    /// Close a JWT-authenticated connection when its token's `exp` passes
+    /// (WebSocket close 4001 `token_expired`); only with `jwks_url` or
+    /// `jwt_secret`. Default true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub close_on_token_expiry: Option<bool>,
     /// Schema URL. One of `schema_endpoint`, `schema_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_endpoint: Option<String>,

@@ -65,6 +65,13 @@ pub struct Limits {
     pub webhooks_in_flight_per_app: usize,
     /// Largest HTTP body accepted by the server and admin APIs.
     pub max_body_bytes: usize,
+    /// Shortest JWKS refresh period (a smaller `max-age` is raised to it);
+    /// also the longest wait between retries of a failed JWKS fetch.
+    pub jwks_refresh_min: Duration,
+    /// Longest JWKS refresh period (a larger `max-age` is lowered to it).
+    pub jwks_refresh_max: Duration,
+    /// JWKS refresh period when the answer has no `max-age`.
+    pub jwks_refresh_default: Duration,
 }
 
 /// `[cluster]`.
@@ -91,6 +98,9 @@ pub struct AppConfig {
     pub jwt_issuer: Option<String>,
     /// Required JWT `aud`; only set with [`AuthSource::Jwks`] or [`AuthSource::JwtSecret`].
     pub jwt_audience: Option<String>,
+    /// Whether a JWT-authenticated connection is closed when its token
+    /// expires (always true, and unused, for other auth sources).
+    pub close_on_token_expiry: bool,
     /// Where the schema document comes from.
     pub schema: SchemaSource,
     /// Message webhook (http/https URL).

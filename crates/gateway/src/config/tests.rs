@@ -78,6 +78,9 @@ fn full_file_sets_every_key() {
             jwks_refresh_cooldown: Duration::from_secs(60),
             webhooks_in_flight_per_app: 64,
             max_body_bytes: 262144,
+            jwks_refresh_min: Duration::from_secs(10),
+            jwks_refresh_max: Duration::from_secs(3600),
+            jwks_refresh_default: Duration::from_secs(120),
         }
     );
     assert_eq!(
@@ -100,6 +103,7 @@ fn full_file_sets_every_key() {
             auth: AuthSource::Endpoint("https://api.example/auth/websocket".to_owned()),
             jwt_issuer: None,
             jwt_audience: None,
+            close_on_token_expiry: true,
             schema: SchemaSource::Endpoint("https://api.example/messages-schema".to_owned()),
             message_endpoint: Some("https://api.example/messages".to_owned()),
             join_endpoint: Some("https://api.example/join".to_owned()),
@@ -118,6 +122,7 @@ fn full_file_sets_every_key() {
     assert!(matches!(&jwt.auth, AuthSource::JwtSecret(key) if key.expose() == "hs256-key"));
     assert_eq!(jwt.jwt_issuer.as_deref(), Some("https://issuer.example"));
     assert_eq!(jwt.jwt_audience.as_deref(), Some("switchboard"));
+    assert!(!jwt.close_on_token_expiry);
     assert_eq!(
         jwt.schema,
         SchemaSource::File(base_dir.join("schemas/jwt_app.json"))
@@ -162,6 +167,7 @@ fn minimal_file_takes_every_default() {
             auth: AuthSource::Endpoint("http://localhost:8080/auth".to_owned()),
             jwt_issuer: None,
             jwt_audience: None,
+            close_on_token_expiry: true,
             schema: SchemaSource::Endpoint("http://localhost:8080/schema".to_owned()),
             message_endpoint: None,
             join_endpoint: None,
@@ -205,6 +211,9 @@ fn defaults_are_the_contracts() {
     assert_eq!(limits.jwks_refresh_cooldown, Duration::from_secs(30));
     assert_eq!(limits.webhooks_in_flight_per_app, 256);
     assert_eq!(limits.max_body_bytes, 1_048_576);
+    assert_eq!(limits.jwks_refresh_min, Duration::from_secs(30));
+    assert_eq!(limits.jwks_refresh_max, Duration::from_secs(86_400));
+    assert_eq!(limits.jwks_refresh_default, Duration::from_secs(300));
 
     let config =
         Config::from_toml_str("[cluster]\nredis_url = \"redis://127.0.0.1:6379\"", &no_env)
@@ -363,6 +372,9 @@ fn other_invalid_values_are_refused_with_their_place() {
         (app("id = \"a\"\nsecret = \"s\"\nauth_endpoint = \"https://x.example/a\""), "apps[0] (\"a\"): exactly one of schema_endpoint, schema_file is required"),
         (app(&format!("{base}\nschema_file = \"s.json\"")), "apps[0] (\"a\"): exactly one of schema_endpoint, schema_file is allowed, found both"),
         (app(&format!("{base}\njwt_issuer = \"me\"")), "apps[0] (\"a\"): jwt_issuer applies only with jwks_url or jwt_secret"),
+        (app(&format!("{base}\nclose_on_token_expiry = false")), "apps[0] (\"a\"): close_on_token_expiry applies only with jwks_url or jwt_secret"),
+        ("[limits]\njwks_refresh_min_secs = 0".to_owned(), "limits.jwks_refresh_min_secs: must be at least 1"),
+        ("[limits]\njwks_refresh_min_secs = 60\njwks_refresh_max_secs = 59".to_owned(), "limits.jwks_refresh_max_secs: must be at least limits.jwks_refresh_min_secs"),
         (app(&format!("{base}\nallowed_origins = [\"https://ok.example\", \"https://x.example/\"]")), "apps[0] (\"a\"): allowed_origins[1] \"https://x.example/\" is not an origin as browsers send it; write \"https://x.example\""),
         (app(&format!("{base}\nallowed_origins = [\"https://x.example:443\"]")), "write \"https://x.example\""),
         (app(&format!("{base}\nwebhook_timeout_ms = 0")), "apps[0] (\"a\"): webhook_timeout_ms: must be at least 1"),

@@ -120,6 +120,23 @@ pub(super) fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
             raw.webhooks_in_flight_per_app,
         )?,
         max_body_bytes: at_least_one("limits.max_body_bytes", raw.max_body_bytes)?,
+        jwks_refresh_min: seconds("limits.jwks_refresh_min_secs", raw.jwks_refresh_min_secs, 1)?,
+        jwks_refresh_max: seconds(
+            "limits.jwks_refresh_max_secs",
+            raw.jwks_refresh_max_secs,
+            raw.jwks_refresh_min_secs,
+        )
+        .map_err(|_| {
+            ConfigError::invalid(
+                "limits.jwks_refresh_max_secs",
+                "must be at least limits.jwks_refresh_min_secs and at most one year",
+            )
+        })?,
+        jwks_refresh_default: seconds(
+            "limits.jwks_refresh_default_secs",
+            raw.jwks_refresh_default_secs,
+            1,
+        )?,
     })
 }
 
@@ -191,6 +208,11 @@ impl AppConfig {
             secret: Some(self.secret.expose().to_owned()),
             jwt_issuer: self.jwt_issuer.clone(),
             jwt_audience: self.jwt_audience.clone(),
+            close_on_token_expiry: matches!(
+                self.auth,
+                AuthSource::Jwks(_) | AuthSource::JwtSecret(_)
+            )
+            .then_some(self.close_on_token_expiry),
             message_endpoint: self.message_endpoint.clone(),
             join_endpoint: self.join_endpoint.clone(),
             events_endpoint: self.events_endpoint.clone(),
@@ -266,6 +288,11 @@ fn app(
         }
     };
     let verifies_jwts = matches!(auth, AuthSource::Jwks(_) | AuthSource::JwtSecret(_));
+    if raw.close_on_token_expiry.is_some() && !verifies_jwts {
+        return Err(invalid(
+            "close_on_token_expiry applies only with jwks_url or jwt_secret".to_owned(),
+        ));
+    }
     for (key, value) in [
         ("jwt_issuer", &raw.jwt_issuer),
         ("jwt_audience", &raw.jwt_audience),
@@ -336,6 +363,7 @@ fn app(
         auth,
         jwt_issuer: raw.jwt_issuer,
         jwt_audience: raw.jwt_audience,
+        close_on_token_expiry: raw.close_on_token_expiry.unwrap_or(true),
         schema,
         message_endpoint,
         join_endpoint,

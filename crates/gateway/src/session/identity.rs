@@ -15,4 +15,8 @@ pub struct Identity {
     pub metadata: Map<String, Value>,
     /// Permission grants (see the schema's permission templates).
     pub permissions: Vec<String>,
+    /// Unix seconds after which the connection must close because the JWT
+    /// it was admitted with has expired (4001 `token_expired`); `None` for
+    /// webhook auth and apps with `close_on_token_expiry = false`.
+    pub token_expires_at: Option<u64>,
 }

@@ -15,6 +15,7 @@ use switchboard_protocol::Vsn;
 use crate::apps::App;
 use crate::config::AuthSource;
 use crate::gateway::Gateway;
+use crate::jwt::{verify_token, TokenError};
 use crate::session::{Connection, Identity, NewConnection, OutboundReceiver};
 use crate::telemetry::TransportKind;
 use crate::upstream::{authenticate, new_request_id, AuthRefusal, AuthRequest};
@@ -36,6 +37,9 @@ pub enum Refusal {
     TooManyConnections,
     /// `vsn` is neither 1.0.x nor 2.0.x.
     UnsupportedVsn,
+    /// The app's JWT verification refused the token (`unauthorized`; the
+    /// precise cause is logged and is the metric label).
+    InvalidToken(TokenError),
     /// The server is draining (`server_draining`, an addition to the
     /// contract's reasons: phoenix.js's long-poll client handles a 403 but
     /// throws on other statuses, so draining is refused like the rest).
@@ -47,13 +51,23 @@ impl Refusal {
     pub fn reason(self) -> &'static str {
         match self {
             Refusal::UnknownApp => "unknown_app",
-            Refusal::Unauthorized => "unauthorized",
+            Refusal::Unauthorized | Refusal::InvalidToken(_) => "unauthorized",
             Refusal::AuthServiceError => "auth_service_error",
             Refusal::OriginNotAllowed => "origin_not_allowed",
             Refusal::RateLimited => "rate_limited",
             Refusal::TooManyConnections => "too_many_connections",
             Refusal::UnsupportedVsn => "unsupported_vsn",
             Refusal::Draining => "server_draining",
+        }
+    }
+
+    /// The `reason` label of `switchboard_auth_failures_total` and the
+    /// `cause` of the log line: the reason, or a refused token's precise
+    /// cause.
+    pub fn cause(self) -> &'static str {
+        match self {
+            Refusal::InvalidToken(error) => error.as_str(),
+            other => other.reason(),
         }
     }
 
@@ -112,8 +126,8 @@ pub async fn admit(gateway: &Gateway, request: ConnectRequest<'_>) -> Result<Adm
     let result = admission(gateway, &request).await;
     if let Err(refusal) = &result {
         let app = gateway.apps.get(app_label).map_or("unknown", |_| app_label);
-        gateway.metrics.auth_failure(app, refusal.reason());
-        tracing::info!(app, remote_ip = %request.remote_ip, reason = refusal.reason(), "connection refused");
+        gateway.metrics.auth_failure(app, refusal.cause());
+        tracing::info!(app, remote_ip = %request.remote_ip, reason = refusal.reason(), cause = refusal.cause(), "connection refused");
     }
     result
 }
@@ -175,15 +189,18 @@ async fn admission(gateway: &Gateway, request: &ConnectRequest<'_>) -> Result<Ad
                     AuthRefusal::ServiceError => Refusal::AuthServiceError,
                 })?
         }
-        AuthSource::Jwks(_) | AuthSource::JwtSecret(_) => {
-            // Local JWT verification is not built yet (issue 6); refusing is
-            // the safe answer until it is.
-            tracing::warn!(
-                app = app.id(),
-                "JWT auth is configured but not implemented yet"
-            );
-            return Err(Refusal::AuthServiceError);
-        }
+        AuthSource::Jwks(_) | AuthSource::JwtSecret(_) => verify_token(
+            &gateway.webhooks,
+            &app,
+            &gateway.limits,
+            token,
+            request.client_type,
+        )
+        .await
+        .map_err(|error| match error {
+            TokenError::NoKeys => Refusal::AuthServiceError,
+            error => Refusal::InvalidToken(error),
+        })?,
     };
     Ok(Admitted { app, vsn, identity })
 }

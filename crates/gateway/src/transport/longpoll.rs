@@ -9,7 +9,8 @@
 //! `application/x-ndjson` batch (at most 100 lines). Every answer is HTTP 200
 //! with the logical status in the JSON body, except refusals, which carry
 //! their own status as well. A session with neither GET nor POST for the
-//! session timeout ends, its channels with it.
+//! session timeout ends, its channels with it; so does a session whose JWT
+//! expired (checked by the same reaper, every 2 s).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,7 +31,7 @@ use switchboard_protocol::{decode_binary, decode_text, FrameRef, Vsn};
 use super::connect::{admit, open_connection, ConnectRequest};
 use super::query::ConnectQuery;
 use crate::gateway::Gateway;
-use crate::session::{CloseReason, Connection, Outbound, OutboundReceiver, Session};
+use crate::session::{unix_now, CloseReason, Connection, Outbound, OutboundReceiver, Session};
 use crate::telemetry::TransportKind;
 
 /// How long a GET is held waiting for a message (CONTRACT §10).
@@ -119,11 +120,27 @@ impl LongPollSessions {
         session.last_seen.store(self.now_ms(), Ordering::Release);
     }
 
-    /// Ends sessions idle longer than [`SESSION_TIMEOUT`]; returns how many.
+    /// Ends sessions idle longer than [`SESSION_TIMEOUT`] or whose token
+    /// expired; returns how many.
     pub async fn reap_idle(&self) -> usize {
         let cutoff = self
             .now_ms()
             .saturating_sub(SESSION_TIMEOUT.as_millis() as u64);
+        let now = unix_now();
+        for session in self.sessions.iter() {
+            let conn = &session.conn;
+            if conn.identity.token_expires_at.is_some_and(|at| now >= at)
+                && conn.close(CloseReason::TokenExpired)
+            {
+                tracing::info!(
+                    app = conn.app.id(),
+                    client_id = %conn.identity.client_id,
+                    connection = conn.id,
+                    reason = CloseReason::TokenExpired.as_str(),
+                    "closing connection"
+                );
+            }
+        }
         let idle: Vec<Arc<LongPollSession>> = self
             .sessions
             .iter()

@@ -99,5 +99,6 @@ pub async fn authenticate(
             .or_else(|| request.client_type.map(str::to_owned)),
         metadata: answer.metadata.unwrap_or_default(),
         permissions: answer.permissions.unwrap_or_default(),
+        token_expires_at: None,
     })
 }

@@ -26,6 +26,8 @@ pub enum WebhookKind {
     Events,
     /// `schema_endpoint`
     Schema,
+    /// `jwks_url` (the identity provider's public key set; not signed)
+    Jwks,
 }
 
 impl WebhookKind {
@@ -37,6 +39,7 @@ impl WebhookKind {
             WebhookKind::Join => "join",
             WebhookKind::Events => "events",
             WebhookKind::Schema => "schema",
+            WebhookKind::Jwks => "jwks",
         }
     }
 }
@@ -80,6 +83,17 @@ impl WebhookError {
 pub struct WebhookResponse {
     /// HTTP status.
     pub status: u16,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+/// A public document's answer (see [`Webhooks::get_public`]).
+#[derive(Debug)]
+pub struct PublicResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (`Cache-Control` is what callers look at).
+    pub headers: reqwest::header::HeaderMap,
     /// Body bytes.
     pub body: Bytes,
 }
@@ -203,6 +217,54 @@ impl Webhooks {
         result
     }
 
+    /// GETs a public document (a JWKS) for `app`: unsigned, since it is not
+    /// the app's endpoint but its identity provider's, within the app's
+    /// webhook timeout, outside its in-flight cap (the key set is fetched
+    /// rarely and must not wait behind slow webhooks). Timed and counted
+    /// like a webhook call under `kind`.
+    pub async fn get_public(
+        &self,
+        app: &App,
+        kind: WebhookKind,
+        url: &str,
+        request_id: &str,
+    ) -> Result<PublicResponse, WebhookError> {
+        let started = Instant::now();
+        let result = tokio::time::timeout(app.config().webhook_timeout, async {
+            let response = self
+                .http
+                .get(url)
+                .header("x-request-id", request_id)
+                .send()
+                .await
+                .map_err(|e| WebhookError::Unreachable(error_chain(&e)))?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = self.read_body(response).await?;
+            Ok(PublicResponse {
+                status,
+                headers,
+                body,
+            })
+        })
+        .await
+        .unwrap_or(Err(WebhookError::Timeout));
+        self.metrics
+            .webhook_duration(app.id(), kind.as_str(), started.elapsed().as_secs_f64());
+        if let Err(error) = &result {
+            self.metrics
+                .webhook_failure(app.id(), kind.as_str(), error.reason());
+            tracing::warn!(
+                app = app.id(),
+                request_id,
+                webhook = kind.as_str(),
+                %error,
+                "webhook call failed"
+            );
+        }
+        result
+    }
+
     async fn send(
         &self,
         app: &App,
@@ -221,7 +283,7 @@ impl Webhooks {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body)
         };
-        let mut response = request
+        let response = request
             .header("x-switchboard-app", app.id())
             .header("x-request-id", request_id)
             .header(TIMESTAMP_HEADER, timestamp.to_string())
@@ -236,6 +298,12 @@ impl Webhooks {
                 }
             })?;
         let status = response.status().as_u16();
+        let body = self.read_body(response).await?;
+        Ok(WebhookResponse { status, body })
+    }
+
+    /// Reads a whole answer, refusing one larger than `max_response_bytes`.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Bytes, WebhookError> {
         let mut collected = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -250,10 +318,7 @@ impl Webhooks {
             }
             collected.extend_from_slice(&chunk);
         }
-        Ok(WebhookResponse {
-            status,
-            body: Bytes::from(collected),
-        })
+        Ok(Bytes::from(collected))
     }
 }
 

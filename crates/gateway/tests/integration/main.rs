@@ -7,6 +7,8 @@ mod support;
 mod admin;
 mod connect;
 mod health;
+mod jwks;
+mod jwt;
 mod longpoll;
 mod presence;
 mod protocol;

@@ -1,7 +1,7 @@
 //! One task per WebSocket connection: it reads client frames into the
 //! session, writes queued frames in batches (feed many, flush once), and
-//! closes the socket on idle timeout or when the connection is asked to
-//! close.
+//! closes the socket on idle timeout, when the JWT it was admitted with
+//! expires, or when the connection is asked to close.
 //!
 //! Kept small on purpose, since every idle connection pays for it: one task
 //! (no separate reader and writer), a 256-byte read buffer (tungstenite's
@@ -79,8 +79,10 @@ async fn run<S: Stream>(
     let mut socket = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
     let mut session = Session::new(gateway.clone(), conn.clone());
     // Boxed: inline, the timer's 112 bytes would push the task past the
-    // 1 KiB allocation class (see the module doc).
-    let mut idle = Box::pin(tokio::time::sleep(gateway.server.idle_timeout));
+    // 1 KiB allocation class (see the module doc). One timer serves both
+    // deadlines, the idle timeout and the token's expiry, whichever comes
+    // first, so a JWT connection costs no extra timer.
+    let mut idle = Box::pin(tokio::time::sleep_until(next_deadline(&gateway, &conn)));
 
     let close = loop {
         tokio::select! {
@@ -95,7 +97,7 @@ async fn run<S: Stream>(
             },
             incoming = socket.next() => match incoming {
                 Some(Ok(message)) => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + gateway.server.idle_timeout);
+                    idle.as_mut().reset(next_deadline(&gateway, &conn));
                     // Boxed: handling a frame (a join above all) needs far
                     // more state than waiting does, and an inline future
                     // would make every idle connection carry it.
@@ -109,7 +111,11 @@ async fn run<S: Stream>(
                 }
                 None => break None,
             },
-            _ = idle.as_mut() => break Some(CloseReason::IdleTimeout),
+            _ = idle.as_mut() => break Some(if token_expired(&conn) {
+                CloseReason::TokenExpired
+            } else {
+                CloseReason::IdleTimeout
+            }),
         }
     };
     if let Some(reason) = close {
@@ -138,6 +144,38 @@ async fn send_close<S: Stream>(socket: &mut WebSocketStream<S>, reason: CloseRea
         socket.send(Message::Close(Some(frame))),
     )
     .await;
+}
+
+/// When the connection must next be looked at: the idle deadline, or the
+/// token's expiry if that comes first. Recomputed from the connection rather
+/// than kept in the task, which every idle connection pays for.
+fn next_deadline(gateway: &Gateway, conn: &Connection) -> tokio::time::Instant {
+    let idle_at = tokio::time::Instant::now() + gateway.server.idle_timeout;
+    match conn.identity.token_expires_at {
+        Some(expiry) => idle_at.min(instant_of_unix_secs(expiry)),
+        None => idle_at,
+    }
+}
+
+/// True once the token the connection was admitted with has expired.
+fn token_expired(conn: &Connection) -> bool {
+    conn.identity
+        .token_expires_at
+        .is_some_and(|expiry| crate::session::unix_now() >= expiry)
+}
+
+/// The monotonic instant of a Unix time in seconds: now if it has passed,
+/// at most a year ahead (a token may say it expires in a billion years, and
+/// `Instant` arithmetic must not overflow).
+fn instant_of_unix_secs(unix_secs: u64) -> tokio::time::Instant {
+    const FAR_AHEAD: Duration = Duration::from_secs(365 * 24 * 3600);
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    let remaining = Duration::from_secs(unix_secs)
+        .saturating_sub(since_epoch)
+        .min(FAR_AHEAD);
+    tokio::time::Instant::now() + remaining
 }
 
 /// Writes `first` and whatever else is already queued, then flushes once.

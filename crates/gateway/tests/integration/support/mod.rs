@@ -6,6 +6,7 @@
 
 mod backend;
 mod server;
+pub mod tokens;
 mod ws;
 
 use std::future::Future;

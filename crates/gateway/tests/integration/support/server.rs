@@ -61,6 +61,7 @@ pub struct Setup {
     server: Vec<String>,
     limits: Vec<String>,
     app: Vec<String>,
+    auth: Option<String>,
     wait_for_schema: bool,
     state_file: Option<PathBuf>,
 }
@@ -73,6 +74,7 @@ impl Setup {
             server: Vec::new(),
             limits: Vec::new(),
             app: Vec::new(),
+            auth: None,
             wait_for_schema: true,
             state_file: None,
         }
@@ -93,6 +95,13 @@ impl Setup {
     /// Adds a `key = value` line to `app1`'s `[[apps]]` entry.
     pub fn app(mut self, line: &str) -> Setup {
         self.app.push(line.to_owned());
+        self
+    }
+
+    /// Replaces `app1`'s auth source (default `auth_endpoint = "<backend>/auth"`)
+    /// with this line, e.g. `jwt_secret = "..."`.
+    pub fn auth(mut self, line: &str) -> Setup {
+        self.auth = Some(line.to_owned());
         self
     }
 
@@ -130,7 +139,7 @@ state_file = "{state}"
 [[apps]]
 id = "{APP}"
 secret = "{SECRET}"
-auth_endpoint = "{b}/auth"
+{auth}
 schema_endpoint = "{b}/schema"
 message_endpoint = "{b}/messages"
 {app}
@@ -146,6 +155,10 @@ message_endpoint = "{b}/messages"
             server = self.server.join("\n"),
             limits = self.limits.join("\n"),
             app = self.app.join("\n"),
+            auth = self
+                .auth
+                .clone()
+                .unwrap_or_else(|| format!("auth_endpoint = \"{b}/auth\"")),
         )
     }
 
