@@ -32,18 +32,27 @@ pub use raw::RawApp;
 pub use secret::Secret;
 pub use settings::{
     AppConfig, AuthSource, ClusterSettings, Config, Limits, SchemaSource, ServerSettings,
+    TlsFiles,
 };
 
 impl Config {
     /// Reads the file at `path`, substitutes `${VAR}` from the process
     /// environment, parses and validates it. Relative `schema_file` paths
-    /// are resolved against the file's directory. Errors name the file.
+    /// and TLS paths are resolved against the file's directory, and the TLS
+    /// certificate and key, when set, are read and checked. Errors name the
+    /// file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| ConfigError::from(ConfigErrorKind::Read(error)).in_file(path))?;
         let base_dir = path.parent().unwrap_or(Path::new(""));
-        parse(&text, &|name| std::env::var(name).ok(), Some(base_dir))
-            .map_err(|error| error.in_file(path))
+        let config = parse(&text, &|name| std::env::var(name).ok(), Some(base_dir))
+            .map_err(|error| error.in_file(path))?;
+        if let Some(files) = &config.server.tls {
+            crate::tls::load(files).map_err(|error| {
+                ConfigError::invalid(error.key(), error.to_string()).in_file(path)
+            })?;
+        }
+        Ok(config)
     }
 
     /// Parses and validates config text, taking `${VAR}` values from `env`.

@@ -60,6 +60,13 @@ pub struct RawServer {
     pub state_file: String,
     /// On SIGTERM, the longest wait for in-flight webhook calls. Default 30.
     pub drain_timeout_secs: u64,
+    /// PEM certificate chain for built-in TLS, relative to the config file.
+    /// Default: absent, and the gateway serves plain HTTP. Set with
+    /// `tls_key_file`, both or neither.
+    pub tls_cert_file: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert_file`, relative
+    /// to the config file. Default: absent.
+    pub tls_key_file: Option<String>,
 }
 
 impl Default for RawServer {
@@ -72,6 +79,8 @@ impl Default for RawServer {
             schema_refresh_secs: DEFAULT_SCHEMA_REFRESH_SECS,
             state_file: DEFAULT_STATE_FILE.to_owned(),
             drain_timeout_secs: DEFAULT_DRAIN_TIMEOUT_SECS,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

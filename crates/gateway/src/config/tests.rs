@@ -63,6 +63,10 @@ fn full_file_sets_every_key() {
             schema_refresh: Duration::from_secs(120),
             state_file: PathBuf::from("/var/lib/switchboard/state.json"),
             drain_timeout: Duration::from_secs(15),
+            tls: Some(TlsFiles {
+                cert_file: PathBuf::from("/etc/switchboard/tls/cert.pem"),
+                key_file: PathBuf::from("/etc/ssl/private/switchboard.key"),
+            }),
         }
     );
     assert_eq!(
@@ -349,6 +353,9 @@ fn other_invalid_values_are_refused_with_their_place() {
     let base = "id = \"a\"\nsecret = \"s\"\nauth_endpoint = \"https://x.example/a\"\nschema_endpoint = \"https://x.example/s\"";
     let cases: Vec<(String, &str)> = vec![
         ("[server]\nadmin_token = \"\"".to_owned(), "server.admin_token: must not be empty"),
+        ("[server]\ntls_cert_file = \"c.pem\"".to_owned(), "server.tls_cert_file: is set without tls_key_file; set both to serve TLS, or neither"),
+        ("[server]\ntls_key_file = \"k.pem\"".to_owned(), "server.tls_key_file: is set without tls_cert_file"),
+        ("[server]\ntls_cert_file = \"\"\ntls_key_file = \"k.pem\"".to_owned(), "server.tls_cert_file: must not be empty"),
         ("[server]\nidle_timeout_secs = 0".to_owned(), "server.idle_timeout_secs: must be at least 1"),
         ("[server]\nschema_refresh_secs = 99999999999".to_owned(), "server.schema_refresh_secs: must be at most one year"),
         ("[limits]\nmax_frame_bytes = 0".to_owned(), "limits.max_frame_bytes: must be at least 1"),
@@ -430,6 +437,11 @@ fn secrets_are_redacted_in_debug_output() {
         assert!(!debug.contains(secret), "{secret} leaked");
     }
     assert!(debug.contains("[redacted]"));
+
+    let text = "[cluster]\nredis_url = \"redis://user:redis-pa55@127.0.0.1:6379\"\n";
+    let debug = format!("{:?}", Config::from_toml_str(text, &no_env).unwrap());
+    assert!(!debug.contains("redis-pa55"), "{debug}");
+    assert!(debug.contains("redis://user:redacted@127.0.0.1:6379"), "{debug}");
 }
 
 #[test]

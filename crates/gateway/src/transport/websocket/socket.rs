@@ -42,6 +42,8 @@ pub async fn serve(
     match upgraded {
         Upgraded::Tcp(stream) => run(gateway, stream, conn, outbound, vsn).await,
         Upgraded::Prefixed(stream) => run(gateway, stream, conn, outbound, vsn).await,
+        Upgraded::Tls(stream) => run(gateway, stream, conn, outbound, vsn).await,
+        Upgraded::TlsPrefixed(stream) => run(gateway, stream, conn, outbound, vsn).await,
         Upgraded::Wrapped(stream) => run(gateway, stream, conn, outbound, vsn).await,
     }
 }
