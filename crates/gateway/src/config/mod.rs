@@ -31,8 +31,7 @@ pub use error::{ConfigError, ConfigErrorKind};
 pub use raw::RawApp;
 pub use secret::Secret;
 pub use settings::{
-    AppConfig, AuthSource, ClusterSettings, Config, Limits, SchemaSource, ServerSettings,
-    TlsFiles,
+    AppConfig, AuthSource, ClusterSettings, Config, Limits, SchemaSource, ServerSettings, TlsFiles,
 };
 
 impl Config {

@@ -14,8 +14,7 @@ use super::error::ConfigError;
 use super::raw::{RawApp, RawCluster, RawConfig, RawLimits, RawServer};
 use super::secret::Secret;
 use super::settings::{
-    AppConfig, AuthSource, ClusterSettings, Config, Limits, SchemaSource, ServerSettings,
-    TlsFiles,
+    AppConfig, AuthSource, ClusterSettings, Config, Limits, SchemaSource, ServerSettings, TlsFiles,
 };
 
 /// Longest app id.
@@ -107,7 +106,10 @@ fn tls_files(cert: Option<String>, key: Option<String>) -> Result<Option<TlsFile
         (Some(cert), Some(key)) => {
             for (name, value) in [("tls_cert_file", &cert), ("tls_key_file", &key)] {
                 if value.is_empty() {
-                    return Err(ConfigError::invalid(format!("server.{name}"), "must not be empty"));
+                    return Err(ConfigError::invalid(
+                        format!("server.{name}"),
+                        "must not be empty",
+                    ));
                 }
             }
             Ok(Some(TlsFiles {
