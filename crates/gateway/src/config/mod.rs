@@ -69,9 +69,23 @@ fn parse(
     env: &dyn Fn(&str) -> Option<String>,
     base_dir: Option<&Path>,
 ) -> Result<Config, ConfigError> {
-    let text = env::substitute(text, env)?;
-    let raw: raw::RawConfig = toml::from_str(&text).map_err(|error| syntax_error(&text, &error))?;
-    validate::config(raw, base_dir)
+    // Values taken from the environment are often secrets: an error that
+    // quotes one (a TOML type error, a bad URL) shows `${NAME}` instead.
+    let substituted = std::cell::RefCell::new(Vec::new());
+    let recording_env = |name: &str| {
+        let value = env(name);
+        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+            substituted
+                .borrow_mut()
+                .push((name.to_owned(), value.clone()));
+        }
+        value
+    };
+    let text = env::substitute(text, &recording_env)?;
+    let substituted = substituted.into_inner();
+    let raw: raw::RawConfig =
+        toml::from_str(&text).map_err(|error| syntax_error(&text, &error).hiding(&substituted))?;
+    validate::config(raw, base_dir).map_err(|error| error.hiding(&substituted))
 }
 
 /// Renders a TOML error as `line L, column C: message`, on one line.

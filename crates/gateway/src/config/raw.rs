@@ -42,7 +42,8 @@ pub struct RawConfig {
 }
 
 /// `[server]`, unchecked. A missing key takes the default named on its field.
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` hides `admin_token`.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawServer {
     /// `host:port` to listen on. Default `"127.0.0.1:4000"`.
@@ -160,7 +161,7 @@ fn default_node_ttl_secs() -> u64 {
 ///
 /// Every field is optional at this stage; [`RawApp::validate`] says which are
 /// required. `id` may be absent in an admin API body, whose path names the app.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApp {
     /// App id: required, 1 to 64 of `A-Z a-z 0-9 _ -`.
@@ -220,5 +221,36 @@ impl RawApp {
             jwt_secret: None,
             ..self
         }
+    }
+}
+
+/// `Debug` as the JSON of the value with its secrets replaced, so that a
+/// field added later is shown without being listed here.
+fn debug_as_json(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    value: &impl Serialize,
+    secrets: &[&str],
+) -> std::fmt::Result {
+    let mut json = serde_json::to_value(value).unwrap_or_default();
+    if let Some(object) = json.as_object_mut() {
+        for key in secrets {
+            if let Some(secret) = object.get_mut(*key).filter(|v| !v.is_null()) {
+                *secret = "[redacted]".into();
+            }
+        }
+    }
+    write!(f, "{name}({json})")
+}
+
+impl std::fmt::Debug for RawServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_as_json(f, "RawServer", self, &["admin_token"])
+    }
+}
+
+impl std::fmt::Debug for RawApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_as_json(f, "RawApp", self, &["secret", "jwt_secret"])
     }
 }

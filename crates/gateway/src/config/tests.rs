@@ -438,6 +438,22 @@ fn secrets_are_redacted_in_debug_output() {
     }
     assert!(debug.contains("[redacted]"));
 
+    let raw: raw::RawConfig =
+        toml::from_str(&env::substitute(&fixture_text("full.toml"), &full_env).unwrap()).unwrap();
+    let debug = format!("{raw:?}");
+    for secret in [
+        "admin-t0ken",
+        "unicorn-s3cret",
+        "hs256-key",
+        "jwt-app-secret",
+    ] {
+        assert!(
+            !debug.contains(secret),
+            "{secret} leaked from the raw config"
+        );
+    }
+    assert!(debug.contains("solo-unicorn"), "{debug}");
+
     let text = "[cluster]\nredis_url = \"redis://user:redis-pa55@127.0.0.1:6379\"\n";
     let debug = format!("{:?}", Config::from_toml_str(text, &no_env).unwrap());
     assert!(!debug.contains("redis-pa55"), "{debug}");
@@ -584,4 +600,23 @@ fn demo_schema_is_the_documented_json() {
     assert_eq!(events[1]["allowedChannels"], serde_json::json!(["room:*"]));
     assert_eq!(events[2]["allowedChannels"], serde_json::json!(["*"]));
     assert_eq!(events[2]["payload"]["type"], "object");
+}
+
+#[test]
+fn errors_never_quote_values_from_the_environment() {
+    let env = |name: &str| match name {
+        "SECRET" => Some("12345678".to_owned()),
+        "HOOK" => Some("not a url s3cr3t".to_owned()),
+        _ => None,
+    };
+    // An unquoted numeric secret: a TOML type error that would quote it.
+    let text = "[[apps]]\nid = \"a\"\nsecret = ${SECRET}\n";
+    let message = Config::from_toml_str(text, &env).unwrap_err().to_string();
+    assert!(!message.contains("12345678"), "{message}");
+    assert!(message.contains("${SECRET}"), "{message}");
+    // A bad URL whose text came from the environment.
+    let text = "[[apps]]\nid = \"a\"\nsecret = \"s\"\nauth_endpoint = \"${HOOK}\"\nschema_endpoint = \"https://x.example/s\"\n";
+    let message = Config::from_toml_str(text, &env).unwrap_err().to_string();
+    assert!(!message.contains("s3cr3t"), "{message}");
+    assert!(message.contains("${HOOK}"), "{message}");
 }
