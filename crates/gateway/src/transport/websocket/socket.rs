@@ -193,3 +193,39 @@ async fn receive(gateway: &Gateway, session: &mut Session, message: Message, vsn
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transport::websocket::handshake::Prefixed;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpStream;
+    use tokio_rustls::server::TlsStream;
+
+    /// Size of the future `f` returns, without calling it.
+    fn future_size<A, B, C, D, E, Fut>(_: &impl Fn(A, B, C, D, E) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every idle WebSocket pays for [`serve`]'s future, which is as large
+    /// as its largest `run` variant: built-in TLS must not make that larger
+    /// than plain TCP needs. (Measured in a debug build: `serve` is 1552
+    /// bytes with or without the TLS variants.)
+    #[test]
+    fn tls_streams_do_not_grow_the_connection_task() {
+        let plain = [
+            future_size(&run::<TcpStream>),
+            future_size(&run::<Prefixed>),
+            future_size(&run::<TokioIo<hyper::upgrade::Upgraded>>),
+        ];
+        let tls = [
+            future_size(&run::<Box<TlsStream<TcpStream>>>),
+            future_size(&run::<Prefixed<Box<TlsStream<TcpStream>>>>),
+        ];
+        let largest_plain = plain.into_iter().max().unwrap();
+        assert!(
+            tls.iter().all(|&size| size <= largest_plain),
+            "plain {plain:?}, tls {tls:?}"
+        );
+    }
+}
