@@ -132,8 +132,8 @@ impl Default for RawLimits {
     }
 }
 
-/// `[cluster]`, unchecked.
-#[derive(Debug, Clone, Deserialize)]
+/// `[cluster]`, unchecked. `Debug` hides a password in `redis_url`.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     /// `redis://` or `rediss://` URL of the shared Redis. Required.
@@ -252,5 +252,21 @@ impl std::fmt::Debug for RawServer {
 impl std::fmt::Debug for RawApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         debug_as_json(f, "RawApp", self, &["secret", "jwt_secret"])
+    }
+}
+
+impl std::fmt::Debug for RawCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawCluster")
+            .field(
+                "redis_url",
+                &self
+                    .redis_url
+                    .as_deref()
+                    .map(super::secret::url_without_password),
+            )
+            .field("node_ttl_secs", &self.node_ttl_secs)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::raw::{RawLimits, RawServer};
-use super::secret::Secret;
+use super::secret::{url_without_password, Secret};
 use super::validate;
 
 /// Settings after validation; what the server runs on.
@@ -93,16 +93,8 @@ pub struct ClusterSettings {
 
 impl std::fmt::Debug for ClusterSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let redis_url = match reqwest::Url::parse(&self.redis_url) {
-            Ok(mut url) if url.password().is_some() => {
-                let _ = url.set_password(Some("redacted"));
-                url.to_string()
-            }
-            Ok(_) => self.redis_url.clone(),
-            Err(_) => "[unparsable, redacted]".to_owned(),
-        };
         f.debug_struct("ClusterSettings")
-            .field("redis_url", &redis_url)
+            .field("redis_url", &url_without_password(&self.redis_url))
             .field("node_ttl", &self.node_ttl)
             .field("key_prefix", &self.key_prefix)
             .finish()

@@ -457,6 +457,8 @@ fn secrets_are_redacted_in_debug_output() {
     let text = "[cluster]\nredis_url = \"redis://user:redis-pa55@127.0.0.1:6379\"\n";
     let debug = format!("{:?}", Config::from_toml_str(text, &no_env).unwrap());
     assert!(!debug.contains("redis-pa55"), "{debug}");
+    let raw: raw::RawConfig = toml::from_str(text).unwrap();
+    assert!(!format!("{raw:?}").contains("redis-pa55"), "{raw:?}");
     assert!(
         debug.contains("redis://user:redacted@127.0.0.1:6379"),
         "{debug}"
