@@ -182,8 +182,15 @@ async fn health_and_long_poll_over_https() {
 async fn plain_http_to_the_tls_port_fails_cleanly() {
     let dir = TempDir::new();
     let (_backend, server, cert) = start_tls(&dir, |s| s).await;
+    let query = format!("app={APP}&token=alice&vsn=2.0.0");
+    let mut connected = WsClient::connect_tls(server.addr, &query, client_tls(&cert)).await;
+    connected.join_ok("room:lobby", "1").await;
+
     let plain = http().get(server.url("/health")).send().await;
     assert!(plain.is_err(), "plain HTTP was answered: {plain:?}");
+
+    // The connected client carries on.
+    connected.sync().await;
 
     let client = https(&server, &cert);
     let metrics = client
