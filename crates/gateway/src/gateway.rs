@@ -71,6 +71,8 @@ pub struct Gateway {
     /// This node's name: `SWITCHBOARD_NODE`, else `<host>-<random>` so that
     /// several processes on one host are distinct nodes.
     pub node: String,
+    /// Built-in TLS: the acceptor of every connection; `None` = plain HTTP.
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
     connect_limiter: DefaultKeyedRateLimiter<IpAddr>,
     next_id: AtomicU64,
 }
@@ -80,6 +82,10 @@ impl Gateway {
     /// registered through the admin API in earlier runs (state file). Must
     /// run inside a Tokio runtime: it starts each app's schema refresher.
     pub fn start(config: Config) -> Result<Arc<Gateway>, String> {
+        let tls = match &config.server.tls {
+            Some(files) => Some(crate::tls::load(files).map_err(|e| format!("{}: {e}", e.key()))?),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::new());
         let webhooks = Arc::new(Webhooks::new(metrics.clone(), config.limits.max_body_bytes));
         let in_flight = config.limits.webhooks_in_flight_per_app;
@@ -119,6 +125,7 @@ impl Gateway {
             lifecycle: Lifecycle::default(),
             longpoll: LongPollSessions::default(),
             node: node_name(),
+            tls,
             connect_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(per_ip)),
             // Ids start at a random point so that two runs of one node name
             // never share connection ids (cluster hash fields are

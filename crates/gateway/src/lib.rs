@@ -20,6 +20,7 @@
 //! - [`cluster`]: the Redis engine that makes many nodes one gateway.
 //! - [`api`]: server API, admin API, health, metrics.
 //! - [`config`], [`telemetry`]: settings; logs and metrics.
+//! - [`tls`]: built-in TLS (certificate loading, bounded handshake).
 //!
 //! The wire codecs live in the `switchboard-protocol` crate and the schema
 //! compiler in `switchboard-schema`; both are pure.
@@ -36,6 +37,7 @@ pub mod jwt;
 pub mod server;
 pub mod session;
 pub mod telemetry;
+pub mod tls;
 pub mod transport;
 pub mod upstream;
 

@@ -7,15 +7,18 @@
 //! things axum does not expose: hyper's header read timeout, which bounds a
 //! client's HTTP request and WebSocket handshake (`handshake_timeout_ms`,
 //! against slow-loris clients), and control over each connection's HTTP
-//! settings.
+//! settings. With built-in TLS, each connection's TLS handshake runs first
+//! (bounded by the same timeout), then the same HTTP serving as plain TCP.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -26,6 +29,7 @@ use tower::ServiceExt;
 use crate::api::router;
 use crate::gateway::Gateway;
 use crate::session::CloseReason;
+use crate::tls;
 
 /// How long in-flight HTTP requests (long polls above all) may take to
 /// finish once the drain is done.
@@ -66,41 +70,90 @@ pub async fn run(
             _ = stop_rx.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = app.clone().map_request(move |request: Request<Incoming>| {
-            let mut request = request.map(Body::new);
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request
-        });
-        let mut stop = stop_rx.clone();
-        let held = connections_rx.clone();
-        let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(handshake_timeout)
-            .keep_alive(true);
-        tokio::spawn(async move {
-            let connection = http
-                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-                .with_upgrades();
-            tokio::pin!(connection);
-            loop {
-                tokio::select! {
-                    result = connection.as_mut() => {
-                        if let Err(error) = result {
-                            tracing::debug!(%error, %peer, "HTTP connection ended with an error");
-                        }
-                        break;
-                    }
-                    _ = stop.changed() => connection.as_mut().graceful_shutdown(),
-                }
+        let connection = Connection {
+            app: app.clone(),
+            peer,
+            handshake_timeout,
+            stop: stop_rx.clone(),
+            held: connections_rx.clone(),
+        };
+        // Two spawn sites, so that a plain-TCP connection's task has exactly
+        // the plain type and size, unaffected by TLS state it never uses.
+        match &gateway.tls {
+            None => {
+                tokio::spawn(connection.serve(TokioIo::new(stream)));
             }
-            drop(held);
-        });
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let metrics = gateway.metrics.clone();
+                tokio::spawn(async move {
+                    match tls::accept(&acceptor, stream, handshake_timeout).await {
+                        Ok(stream) => connection.serve(TokioIo::new(stream)).await,
+                        Err((failure, error)) => {
+                            metrics.tls_handshake_failure(failure.as_str());
+                            let error = error.map(|e| e.to_string()).unwrap_or_default();
+                            tracing::info!(remote_ip = %peer.ip(), reason = failure.as_str(), error, "TLS handshake failed");
+                        }
+                    }
+                });
+            }
+        }
     }
     drop(listener);
     drop(connections_rx);
     let _ = tokio::time::timeout(HTTP_GRACE, connections_tx.closed()).await;
     drain_task.abort();
     Ok(())
+}
+
+/// One accepted connection, ready to serve HTTP on its (plain or TLS) stream.
+struct Connection {
+    app: Router,
+    peer: SocketAddr,
+    handshake_timeout: Duration,
+    stop: watch::Receiver<bool>,
+    /// Dropped when the connection ends; `run` waits for all of them.
+    held: watch::Receiver<()>,
+}
+
+impl Connection {
+    async fn serve<I>(self, io: I)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let Connection {
+            app,
+            peer,
+            handshake_timeout,
+            mut stop,
+            held,
+        } = self;
+        let service = app.map_request(move |request: Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(handshake_timeout)
+            .keep_alive(true);
+        let connection = http
+            .serve_connection(io, TowerToHyperService::new(service))
+            .with_upgrades();
+        tokio::pin!(connection);
+        loop {
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        tracing::debug!(%error, %peer, "HTTP connection ended with an error");
+                    }
+                    break;
+                }
+                _ = stop.changed() => connection.as_mut().graceful_shutdown(),
+            }
+        }
+        drop(held);
+    }
 }
 
 async fn drain(gateway: &Gateway) {

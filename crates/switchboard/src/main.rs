@@ -98,11 +98,15 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let listen = config.server.listen.clone();
     let listener = bind(&listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr()?;
+    let (http, ws) = match config.server.tls {
+        Some(_) => ("https", "wss"),
+        None => ("http", "ws"),
+    };
     let gateway = Gateway::start(config).map_err(anyhow::Error::msg)?;
-    println!("switchboard listening on http://{addr}");
+    println!("switchboard listening on {http}://{addr}");
     if demo {
         println!(
-            "demo app: connect phoenix.js to ws://{addr}/socket with params {{app: \"demo\", token: \"alice\"}} and join \"room:lobby\""
+            "demo app: connect phoenix.js to {ws}://{addr}/socket with params {{app: \"demo\", token: \"alice\"}} and join \"room:lobby\""
         );
     }
     use std::io::Write;

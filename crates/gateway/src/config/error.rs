@@ -87,6 +87,35 @@ impl ConfigError {
         })
     }
 
+    /// The same error with every `(name, value)` environment value in its
+    /// message replaced by `${name}`, longest values first.
+    pub(super) fn hiding(self, substituted: &[(String, String)]) -> ConfigError {
+        let mut substituted: Vec<&(String, String)> = substituted.iter().collect();
+        substituted.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
+        let hide = |text: String| {
+            substituted.iter().fold(text, |text, (name, value)| {
+                text.replace(value.as_str(), &format!("${{{name}}}"))
+            })
+        };
+        let kind = match self.kind {
+            ConfigErrorKind::Syntax {
+                line,
+                column,
+                message,
+            } => ConfigErrorKind::Syntax {
+                line,
+                column,
+                message: hide(message),
+            },
+            ConfigErrorKind::Invalid { at, message } => ConfigErrorKind::Invalid {
+                at: hide(at),
+                message: hide(message),
+            },
+            other => other,
+        };
+        ConfigError { kind, ..self }
+    }
+
     pub(super) fn in_file(self, file: &Path) -> ConfigError {
         ConfigError {
             file: Some(file.to_path_buf()),

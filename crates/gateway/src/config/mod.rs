@@ -31,19 +31,27 @@ pub use error::{ConfigError, ConfigErrorKind};
 pub use raw::RawApp;
 pub use secret::Secret;
 pub use settings::{
-    AppConfig, AuthSource, ClusterSettings, Config, Limits, SchemaSource, ServerSettings,
+    AppConfig, AuthSource, ClusterSettings, Config, Limits, SchemaSource, ServerSettings, TlsFiles,
 };
 
 impl Config {
     /// Reads the file at `path`, substitutes `${VAR}` from the process
     /// environment, parses and validates it. Relative `schema_file` paths
-    /// are resolved against the file's directory. Errors name the file.
+    /// and TLS paths are resolved against the file's directory, and the TLS
+    /// certificate and key, when set, are read and checked. Errors name the
+    /// file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|error| ConfigError::from(ConfigErrorKind::Read(error)).in_file(path))?;
         let base_dir = path.parent().unwrap_or(Path::new(""));
-        parse(&text, &|name| std::env::var(name).ok(), Some(base_dir))
-            .map_err(|error| error.in_file(path))
+        let config = parse(&text, &|name| std::env::var(name).ok(), Some(base_dir))
+            .map_err(|error| error.in_file(path))?;
+        if let Some(files) = &config.server.tls {
+            crate::tls::load(files).map_err(|error| {
+                ConfigError::invalid(error.key(), error.to_string()).in_file(path)
+            })?;
+        }
+        Ok(config)
     }
 
     /// Parses and validates config text, taking `${VAR}` values from `env`.
@@ -61,9 +69,23 @@ fn parse(
     env: &dyn Fn(&str) -> Option<String>,
     base_dir: Option<&Path>,
 ) -> Result<Config, ConfigError> {
-    let text = env::substitute(text, env)?;
-    let raw: raw::RawConfig = toml::from_str(&text).map_err(|error| syntax_error(&text, &error))?;
-    validate::config(raw, base_dir)
+    // Values taken from the environment are often secrets: an error that
+    // quotes one (a TOML type error, a bad URL) shows `${NAME}` instead.
+    let substituted = std::cell::RefCell::new(Vec::new());
+    let recording_env = |name: &str| {
+        let value = env(name);
+        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+            substituted
+                .borrow_mut()
+                .push((name.to_owned(), value.clone()));
+        }
+        value
+    };
+    let text = env::substitute(text, &recording_env)?;
+    let substituted = substituted.into_inner();
+    let raw: raw::RawConfig =
+        toml::from_str(&text).map_err(|error| syntax_error(&text, &error).hiding(&substituted))?;
+    validate::config(raw, base_dir).map_err(|error| error.hiding(&substituted))
 }
 
 /// Renders a TOML error as `line L, column C: message`, on one line.

@@ -42,7 +42,8 @@ pub struct RawConfig {
 }
 
 /// `[server]`, unchecked. A missing key takes the default named on its field.
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` hides `admin_token`.
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawServer {
     /// `host:port` to listen on. Default `"127.0.0.1:4000"`.
@@ -60,6 +61,13 @@ pub struct RawServer {
     pub state_file: String,
     /// On SIGTERM, the longest wait for in-flight webhook calls. Default 30.
     pub drain_timeout_secs: u64,
+    /// PEM certificate chain for built-in TLS, relative to the config file.
+    /// Default: absent, and the gateway serves plain HTTP. Set with
+    /// `tls_key_file`, both or neither.
+    pub tls_cert_file: Option<String>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls_cert_file`, relative
+    /// to the config file. Default: absent.
+    pub tls_key_file: Option<String>,
 }
 
 impl Default for RawServer {
@@ -72,6 +80,8 @@ impl Default for RawServer {
             schema_refresh_secs: DEFAULT_SCHEMA_REFRESH_SECS,
             state_file: DEFAULT_STATE_FILE.to_owned(),
             drain_timeout_secs: DEFAULT_DRAIN_TIMEOUT_SECS,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -133,8 +143,8 @@ impl Default for RawLimits {
     }
 }
 
-/// `[cluster]`, unchecked.
-#[derive(Debug, Clone, Deserialize)]
+/// `[cluster]`, unchecked. `Debug` hides a password in `redis_url`.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCluster {
     /// `redis://` or `rediss://` URL of the shared Redis. Required.
@@ -162,7 +172,7 @@ fn default_node_ttl_secs() -> u64 {
 ///
 /// Every field is optional at this stage; [`RawApp::validate`] says which are
 /// required. `id` may be absent in an admin API body, whose path names the app.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApp {
     /// App id: required, 1 to 64 of `A-Z a-z 0-9 _ -`.
@@ -227,5 +237,52 @@ impl RawApp {
             jwt_secret: None,
             ..self
         }
+    }
+}
+
+/// `Debug` as the JSON of the value with its secrets replaced, so that a
+/// field added later is shown without being listed here.
+fn debug_as_json(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    value: &impl Serialize,
+    secrets: &[&str],
+) -> std::fmt::Result {
+    let mut json = serde_json::to_value(value).unwrap_or_default();
+    if let Some(object) = json.as_object_mut() {
+        for key in secrets {
+            if let Some(secret) = object.get_mut(*key).filter(|v| !v.is_null()) {
+                *secret = "[redacted]".into();
+            }
+        }
+    }
+    write!(f, "{name}({json})")
+}
+
+impl std::fmt::Debug for RawServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_as_json(f, "RawServer", self, &["admin_token"])
+    }
+}
+
+impl std::fmt::Debug for RawApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        debug_as_json(f, "RawApp", self, &["secret", "jwt_secret"])
+    }
+}
+
+impl std::fmt::Debug for RawCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawCluster")
+            .field(
+                "redis_url",
+                &self
+                    .redis_url
+                    .as_deref()
+                    .map(super::secret::url_without_password),
+            )
+            .field("node_ttl_secs", &self.node_ttl_secs)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
     }
 }

@@ -60,6 +60,19 @@ impl fmt::Display for Secret {
     }
 }
 
+/// `url` with its password (if any) replaced, for `Debug` output of
+/// settings holding URLs such as `redis_url`.
+pub(super) fn url_without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        Err(_) => "[unparsable, redacted]".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Secret;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::raw::{RawLimits, RawServer};
-use super::secret::Secret;
+use super::secret::{url_without_password, Secret};
 use super::validate;
 
 /// Settings after validation; what the server runs on.
@@ -40,6 +40,19 @@ pub struct ServerSettings {
     pub state_file: PathBuf,
     /// On SIGTERM, the longest wait for in-flight webhook calls.
     pub drain_timeout: Duration,
+    /// Built-in TLS; `None` = plain HTTP (TLS terminated in front, if at all).
+    pub tls: Option<TlsFiles>,
+}
+
+/// `[server] tls_cert_file` and `tls_key_file`: the PEM files of built-in
+/// TLS (relative paths already resolved against the config file's directory
+/// by [`Config::load`]). Their contents are checked by [`crate::tls`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// The leaf certificate's private key.
+    pub key_file: PathBuf,
 }
 
 /// `[limits]`; [`Limits::default`] is CONTRACT §2's defaults.
@@ -74,8 +87,8 @@ pub struct Limits {
     pub jwks_refresh_default: Duration,
 }
 
-/// `[cluster]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `[cluster]`. Its `Debug` hides a password in `redis_url`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ClusterSettings {
     /// `redis://` or `rediss://` URL, checked to parse.
     pub redis_url: String,
@@ -83,6 +96,16 @@ pub struct ClusterSettings {
     pub node_ttl: Duration,
     /// Prefix of every Redis key and channel.
     pub key_prefix: String,
+}
+
+impl std::fmt::Debug for ClusterSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSettings")
+            .field("redis_url", &url_without_password(&self.redis_url))
+            .field("node_ttl", &self.node_ttl)
+            .field("key_prefix", &self.key_prefix)
+            .finish()
+    }
 }
 
 /// One app, validated.

@@ -63,6 +63,10 @@ fn full_file_sets_every_key() {
             schema_refresh: Duration::from_secs(120),
             state_file: PathBuf::from("/var/lib/switchboard/state.json"),
             drain_timeout: Duration::from_secs(15),
+            tls: Some(TlsFiles {
+                cert_file: PathBuf::from("/etc/switchboard/tls/cert.pem"),
+                key_file: PathBuf::from("/etc/ssl/private/switchboard.key"),
+            }),
         }
     );
     assert_eq!(
@@ -358,6 +362,9 @@ fn other_invalid_values_are_refused_with_their_place() {
     let base = "id = \"a\"\nsecret = \"s\"\nauth_endpoint = \"https://x.example/a\"\nschema_endpoint = \"https://x.example/s\"";
     let cases: Vec<(String, &str)> = vec![
         ("[server]\nadmin_token = \"\"".to_owned(), "server.admin_token: must not be empty"),
+        ("[server]\ntls_cert_file = \"c.pem\"".to_owned(), "server.tls_cert_file: is set without tls_key_file; set both to serve TLS, or neither"),
+        ("[server]\ntls_key_file = \"k.pem\"".to_owned(), "server.tls_key_file: is set without tls_cert_file"),
+        ("[server]\ntls_cert_file = \"\"\ntls_key_file = \"k.pem\"".to_owned(), "server.tls_cert_file: must not be empty"),
         ("[server]\nidle_timeout_secs = 0".to_owned(), "server.idle_timeout_secs: must be at least 1"),
         ("[server]\nschema_refresh_secs = 99999999999".to_owned(), "server.schema_refresh_secs: must be at most one year"),
         ("[limits]\nmax_frame_bytes = 0".to_owned(), "limits.max_frame_bytes: must be at least 1"),
@@ -442,6 +449,32 @@ fn secrets_are_redacted_in_debug_output() {
         assert!(!debug.contains(secret), "{secret} leaked");
     }
     assert!(debug.contains("[redacted]"));
+
+    let raw: raw::RawConfig =
+        toml::from_str(&env::substitute(&fixture_text("full.toml"), &full_env).unwrap()).unwrap();
+    let debug = format!("{raw:?}");
+    for secret in [
+        "admin-t0ken",
+        "unicorn-s3cret",
+        "hs256-key",
+        "jwt-app-secret",
+    ] {
+        assert!(
+            !debug.contains(secret),
+            "{secret} leaked from the raw config"
+        );
+    }
+    assert!(debug.contains("solo-unicorn"), "{debug}");
+
+    let text = "[cluster]\nredis_url = \"redis://user:redis-pa55@127.0.0.1:6379\"\n";
+    let debug = format!("{:?}", Config::from_toml_str(text, &no_env).unwrap());
+    assert!(!debug.contains("redis-pa55"), "{debug}");
+    let raw: raw::RawConfig = toml::from_str(text).unwrap();
+    assert!(!format!("{raw:?}").contains("redis-pa55"), "{raw:?}");
+    assert!(
+        debug.contains("redis://user:redacted@127.0.0.1:6379"),
+        "{debug}"
+    );
 }
 
 #[test]
@@ -581,4 +614,23 @@ fn demo_schema_is_the_documented_json() {
     assert_eq!(events[1]["allowedChannels"], serde_json::json!(["room:*"]));
     assert_eq!(events[2]["allowedChannels"], serde_json::json!(["*"]));
     assert_eq!(events[2]["payload"]["type"], "object");
+}
+
+#[test]
+fn errors_never_quote_values_from_the_environment() {
+    let env = |name: &str| match name {
+        "SECRET" => Some("12345678".to_owned()),
+        "HOOK" => Some("not a url s3cr3t".to_owned()),
+        _ => None,
+    };
+    // An unquoted numeric secret: a TOML type error that would quote it.
+    let text = "[[apps]]\nid = \"a\"\nsecret = ${SECRET}\n";
+    let message = Config::from_toml_str(text, &env).unwrap_err().to_string();
+    assert!(!message.contains("12345678"), "{message}");
+    assert!(message.contains("${SECRET}"), "{message}");
+    // A bad URL whose text came from the environment.
+    let text = "[[apps]]\nid = \"a\"\nsecret = \"s\"\nauth_endpoint = \"${HOOK}\"\nschema_endpoint = \"https://x.example/s\"\n";
+    let message = Config::from_toml_str(text, &env).unwrap_err().to_string();
+    assert!(!message.contains("s3cr3t"), "{message}");
+    assert!(message.contains("${HOOK}"), "{message}");
 }

@@ -14,7 +14,7 @@ use super::error::ConfigError;
 use super::raw::{RawApp, RawCluster, RawConfig, RawLimits, RawServer};
 use super::secret::Secret;
 use super::settings::{
-    AppConfig, AuthSource, ClusterSettings, Config, Limits, SchemaSource, ServerSettings,
+    AppConfig, AuthSource, ClusterSettings, Config, Limits, SchemaSource, ServerSettings, TlsFiles,
 };
 
 /// Longest app id.
@@ -27,7 +27,11 @@ const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Validates a whole parsed file. `base_dir` is the config file's directory,
 /// against which relative `schema_file` paths are resolved.
 pub(super) fn config(raw: RawConfig, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
-    let server = server(raw.server)?;
+    let mut server = server(raw.server)?;
+    if let (Some(tls), Some(dir)) = (&mut server.tls, base_dir) {
+        tls.cert_file = dir.join(&tls.cert_file);
+        tls.key_file = dir.join(&tls.key_file);
+    }
     let limits = limits(raw.limits)?;
     let cluster = raw.cluster.map(cluster).transpose()?;
 
@@ -90,7 +94,38 @@ pub(super) fn server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
         schema_refresh: seconds("server.schema_refresh_secs", raw.schema_refresh_secs, 1)?,
         state_file: PathBuf::from(raw.state_file),
         drain_timeout: seconds("server.drain_timeout_secs", raw.drain_timeout_secs, 0)?,
+        tls: tls_files(raw.tls_cert_file, raw.tls_key_file)?,
     })
+}
+
+/// `tls_cert_file` and `tls_key_file`: both or neither, neither empty.
+/// Their contents are checked when the config is loaded ([`super::Config::load`]).
+fn tls_files(cert: Option<String>, key: Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => {
+            for (name, value) in [("tls_cert_file", &cert), ("tls_key_file", &key)] {
+                if value.is_empty() {
+                    return Err(ConfigError::invalid(
+                        format!("server.{name}"),
+                        "must not be empty",
+                    ));
+                }
+            }
+            Ok(Some(TlsFiles {
+                cert_file: PathBuf::from(cert),
+                key_file: PathBuf::from(key),
+            }))
+        }
+        (Some(_), None) => Err(ConfigError::invalid(
+            "server.tls_cert_file",
+            "is set without tls_key_file; set both to serve TLS, or neither",
+        )),
+        (None, Some(_)) => Err(ConfigError::invalid(
+            "server.tls_key_file",
+            "is set without tls_cert_file; set both to serve TLS, or neither",
+        )),
+    }
 }
 
 /// Validates `[limits]`: counts and sizes must be at least 1, except

@@ -52,6 +52,11 @@ struct AppKindReason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppReason {
     app: String,
     reason: &'static str,
@@ -78,6 +83,7 @@ pub struct Metrics {
     schema_fetch_failures: Family<AppLabel, Counter>,
     dropped_messages: Family<AppReason, Counter>,
     resident_memory: Gauge,
+    tls_handshake_failures: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -104,6 +110,7 @@ impl Metrics {
         let schema_fetch_failures = Family::default();
         let dropped_messages = Family::default();
         let resident_memory = Gauge::default();
+        let tls_handshake_failures = Family::default();
         registry.register(
             "connections",
             "Open client connections",
@@ -155,6 +162,11 @@ impl Metrics {
             "Resident memory of the gateway process",
             resident_memory.clone(),
         );
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out (built-in TLS)",
+            tls_handshake_failures.clone(),
+        );
         Self {
             registry,
             connections,
@@ -168,6 +180,7 @@ impl Metrics {
             schema_fetch_failures,
             dropped_messages,
             resident_memory,
+            tls_handshake_failures,
         }
     }
 
@@ -266,12 +279,19 @@ impl Metrics {
             })
             .inc_by(count);
     }
+
+    /// A TLS handshake failed (`error`) or timed out (`timeout`).
+    pub fn tls_handshake_failure(&self, reason: &'static str) {
+        self.tls_handshake_failures
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
 }
 
 /// Every family, for the descriptor lines of families without samples yet:
 /// the encoder skips a labelled family until its first sample, but CONTRACT
 /// §10 wants every family visible from startup.
-const FAMILIES: [(&str, &str, &str); 10] = [
+const FAMILIES: [(&str, &str, &str); 11] = [
     (
         "switchboard_connections",
         "gauge",
@@ -317,6 +337,11 @@ const FAMILIES: [(&str, &str, &str); 10] = [
         "switchboard_dropped_messages",
         "counter",
         "Messages dropped instead of delivered.",
+    ),
+    (
+        "switchboard_tls_handshake_failures",
+        "counter",
+        "TLS handshakes that failed or timed out (built-in TLS).",
     ),
 ];
 
@@ -365,6 +390,7 @@ mod tests {
             "switchboard_schema_fetch_failures_total",
             "switchboard_dropped_messages_total",
             "switchboard_process_resident_memory_bytes",
+            "switchboard_tls_handshake_failures_total",
         ] {
             let base = family.trim_end_matches("_total");
             assert!(

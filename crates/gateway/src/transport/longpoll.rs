@@ -40,6 +40,8 @@ pub const POLL_WINDOW: Duration = Duration::from_secs(10);
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(20);
 /// Lines of an ndjson POST processed; the rest are ignored, as Phoenix does.
 pub const MAX_BATCH_LINES: usize = 100;
+/// Bytes of the HMAC-SHA256 tag kept in a session token (128 bits).
+const SIGNATURE_BYTES: usize = 16;
 
 /// One long-poll client.
 struct LongPollSession {
@@ -84,27 +86,28 @@ impl LongPollSessions {
         self.sessions.is_empty()
     }
 
-    fn signature(&self, id: &str) -> String {
+    fn mac(&self, id: &str) -> Hmac<Sha256> {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("hmac takes any key");
         mac.update(id.as_bytes());
-        hex::encode(&mac.finalize().into_bytes()[..16])
+        mac
     }
 
     fn issue_token(&self, id: &str) -> String {
-        format!("{id}.{}", self.signature(id))
+        let tag = self.mac(id).finalize().into_bytes();
+        format!("{id}.{}", hex::encode(&tag[..SIGNATURE_BYTES]))
     }
 
     /// The session id a token names, if the token is one this process signed.
+    /// The signature is checked by the HMAC crate's constant-time verify,
+    /// after its length is fixed (a shorter truncation must not verify).
     fn verify(&self, token: &str) -> Option<String> {
         let (id, signature) = token.split_once('.')?;
-        let expected = self.signature(id);
-        let same = expected.len() == signature.len()
-            && expected
-                .bytes()
-                .zip(signature.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        same.then(|| id.to_owned())
+        let mut presented = [0u8; SIGNATURE_BYTES];
+        hex::decode_to_slice(signature, &mut presented).ok()?;
+        self.mac(id)
+            .verify_truncated_left(&presented)
+            .ok()
+            .map(|()| id.to_owned())
     }
 
     fn find(&self, token: &str) -> Option<Arc<LongPollSession>> {
@@ -421,4 +424,36 @@ fn preflight(headers: &HeaderMap) -> Response {
         ],
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LongPollSessions;
+
+    #[test]
+    fn only_whole_tokens_signed_by_this_process_verify() {
+        let sessions = LongPollSessions::default();
+        let token = sessions.issue_token("42");
+        assert_eq!(sessions.verify(&token).as_deref(), Some("42"));
+
+        let (id, signature) = token.split_once('.').unwrap();
+        let truncated = format!("{id}.{}", &signature[..2]);
+        let flipped = format!(
+            "{id}.{}{}",
+            if signature.starts_with('0') { '1' } else { '0' },
+            &signature[1..]
+        );
+        let other_id = format!("43.{signature}");
+        let other_process = LongPollSessions::default().issue_token("42");
+        for forged in [
+            truncated,
+            flipped,
+            other_id,
+            other_process,
+            "42".to_owned(),
+            "42.zz".to_owned(),
+        ] {
+            assert_eq!(sessions.verify(&forged), None, "{forged} verified");
+        }
+    }
 }

@@ -15,4 +15,5 @@ mod protocol;
 mod schema_rules;
 mod server_api;
 mod slow_consumer;
+mod tls;
 mod webhooks;

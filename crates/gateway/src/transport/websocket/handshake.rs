@@ -1,5 +1,6 @@
 //! The WebSocket opening handshake (RFC 6455 §4.2) on top of hyper's
-//! upgrade, ending in the bare `TcpStream` of the connection.
+//! upgrade, ending in the bare `TcpStream` of the connection (or, with
+//! built-in TLS, the boxed TLS stream over it).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,6 +15,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// The upgraded connection: the bare TCP stream in practice; hyper's
@@ -23,6 +25,11 @@ pub enum Upgraded {
     Tcp(TcpStream),
     /// The socket behind bytes read ahead of the upgrade.
     Prefixed(Prefixed),
+    /// Built-in TLS over the socket. Boxed, so that the connection task's
+    /// size (which is that of its largest variant) stays what plain TCP needs.
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Built-in TLS behind bytes read ahead of the upgrade.
+    TlsPrefixed(Prefixed<Box<TlsStream<TcpStream>>>),
     /// hyper's wrapper (an I/O type other than a plain TCP stream).
     Wrapped(TokioIo<hyper::upgrade::Upgraded>),
 }
@@ -116,7 +123,16 @@ impl Upgrade {
                     pre: parts.read_buf,
                     io: parts.io.into_inner(),
                 }),
-                Err(upgraded) => Upgraded::Wrapped(TokioIo::new(upgraded)),
+                Err(upgraded) => match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+                    Ok(parts) if parts.read_buf.is_empty() => {
+                        Upgraded::Tls(Box::new(parts.io.into_inner()))
+                    }
+                    Ok(parts) => Upgraded::TlsPrefixed(Prefixed {
+                        pre: parts.read_buf,
+                        io: Box::new(parts.io.into_inner()),
+                    }),
+                    Err(upgraded) => Upgraded::Wrapped(TokioIo::new(upgraded)),
+                },
             })
         };
         (response, upgraded)
@@ -127,14 +143,14 @@ impl Upgrade {
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
-/// A TCP stream whose first bytes were already read (by hyper, before the
+/// A stream (TCP, or TLS over it) whose first bytes were already read (by hyper, before the
 /// upgrade): reads return those first.
-pub struct Prefixed {
+pub struct Prefixed<S = TcpStream> {
     pre: Bytes,
-    io: TcpStream,
+    io: S,
 }
 
-impl AsyncRead for Prefixed {
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -149,7 +165,7 @@ impl AsyncRead for Prefixed {
     }
 }
 
-impl AsyncWrite for Prefixed {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

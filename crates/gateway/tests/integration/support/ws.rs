@@ -99,6 +99,33 @@ impl WsClient {
         })
     }
 
+    /// Connects over TLS (`wss://localhost:PORT`, the TCP connection going
+    /// to `addr`), trusting what `tls` trusts; panics when refused.
+    pub async fn connect_tls(
+        addr: SocketAddr,
+        query: &str,
+        tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+    ) -> WsClient {
+        let url = format!("wss://localhost:{}/socket/websocket?{query}", addr.port());
+        let tcp = TcpStream::connect(addr).await.expect("TCP connect");
+        let connecting = tokio_tungstenite::client_async_tls_with_config(
+            url,
+            tcp,
+            None,
+            Some(tokio_tungstenite::Connector::Rustls(tls)),
+        );
+        let (stream, response) = tokio::time::timeout(WAIT, connecting)
+            .await
+            .expect("the handshake finishes in time")
+            .unwrap_or_else(|e| panic!("connect over TLS ?{query}: {}", describe(&e)));
+        WsClient {
+            stream,
+            headers: response.headers().clone(),
+            next_ref: 1000,
+            pending: VecDeque::new(),
+        }
+    }
+
     /// A fresh ref (distinct from the small refs tests write by hand).
     pub fn fresh_ref(&mut self) -> String {
         self.next_ref += 1;
