@@ -1,6 +1,7 @@
-//! One app at runtime: its config, its last good compiled schema, and the
+//! One app at runtime: its config, its last good compiled schema, the
 //! semaphore that caps its webhook calls in flight so one app's slow backend
-//! cannot take every connection of the process with it.
+//! cannot take every connection of the process with it, and its ceiling on
+//! client pushes so one app's clients cannot take every CPU.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -8,13 +9,15 @@ use std::sync::{Arc, RwLock};
 use switchboard_schema::Schema;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::config::AppConfig;
+use super::AppPushCeiling;
+use crate::config::{AppConfig, Limits};
 
 /// A registered app.
 pub struct App {
     config: AppConfig,
     schema: RwLock<Option<Arc<Schema>>>,
     webhook_permits: Arc<Semaphore>,
+    push_ceiling: AppPushCeiling,
     /// True for apps from the config file (immutable through the admin API).
     from_config: bool,
     /// Wakes the schema refresher early (removal).
@@ -31,12 +34,17 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Wraps a validated config; the schema loads later.
-    pub fn new(config: AppConfig, webhooks_in_flight: usize, from_config: bool) -> Self {
+    /// Wraps a validated config, with the process's `limits` where the app
+    /// sets none; the schema loads later.
+    pub fn new(config: AppConfig, limits: &Limits, from_config: bool) -> Self {
+        let pushes_per_second = config
+            .pushes_per_second
+            .unwrap_or(limits.app_pushes_per_second);
         Self {
             config,
             schema: RwLock::new(None),
-            webhook_permits: Arc::new(Semaphore::new(webhooks_in_flight.max(1))),
+            webhook_permits: Arc::new(Semaphore::new(limits.webhooks_in_flight_per_app.max(1))),
+            push_ceiling: AppPushCeiling::new(pushes_per_second),
             from_config,
             refresh_wake: Notify::new(),
             removed: AtomicBool::new(false),
@@ -77,6 +85,11 @@ impl App {
     /// The cap on this app's webhook calls in flight.
     pub fn webhook_permits(&self) -> &Arc<Semaphore> {
         &self.webhook_permits
+    }
+
+    /// Counts one client push against the app's ceiling; false when over it.
+    pub fn allow_push(&self) -> bool {
+        self.push_ceiling.allow()
     }
 
     /// Marks the app removed (admin API): its refresher stops.

@@ -53,6 +53,19 @@ pub struct Limits {
     pub max_connections_per_client: usize,
     /// New connections per remote IP per second, and the burst size.
     pub connects_per_ip_per_second: u32,
+    /// Joins per connection per second; 0 = unlimited.
+    pub joins_per_connection_per_second: u32,
+    /// Joins a connection may make at once before that rate applies.
+    pub joins_per_connection_burst: u32,
+    /// Client pushes per app per second (and burst), for apps that set no
+    /// `pushes_per_second`; 0 = unlimited.
+    pub app_pushes_per_second: u32,
+    /// Consecutive rate-limited pushes/joins that close a connection; 0 = never.
+    pub rate_limit_strikes: u32,
+    /// Largest push payload forwarded to a message webhook.
+    pub max_webhook_payload_bytes: usize,
+    /// Long-poll sessions open at once on this node.
+    pub max_longpoll_sessions: usize,
     /// The HTTP request / upgrade must complete within this.
     pub handshake_timeout: Duration,
     /// Queued outbound messages per connection before it is a slow consumer.
@@ -106,6 +119,9 @@ pub struct AppConfig {
     pub webhook_timeout: Duration,
     /// How often this app's schema is fetched again.
     pub schema_refresh: Duration,
+    /// Client pushes per second across the app's connections; `None` =
+    /// `limits.app_pushes_per_second`, `Some(0)` = unlimited.
+    pub pushes_per_second: Option<u32>,
 }
 
 /// How an app's client tokens are verified: exactly one per app.

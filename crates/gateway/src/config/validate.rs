@@ -94,7 +94,9 @@ pub(super) fn server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
 }
 
 /// Validates `[limits]`: counts and sizes must be at least 1, except
-/// `max_connections_per_client` where 0 means unlimited.
+/// `max_connections_per_client`, `joins_per_connection_per_second`,
+/// `app_pushes_per_second` and `rate_limit_strikes`, where 0 means unlimited
+/// (never).
 pub(super) fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
     Ok(Limits {
         max_frame_bytes: at_least_one("limits.max_frame_bytes", raw.max_frame_bytes)?,
@@ -106,6 +108,21 @@ pub(super) fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
         connects_per_ip_per_second: at_least_one(
             "limits.connects_per_ip_per_second",
             raw.connects_per_ip_per_second,
+        )?,
+        joins_per_connection_per_second: raw.joins_per_connection_per_second,
+        joins_per_connection_burst: at_least_one(
+            "limits.joins_per_connection_burst",
+            raw.joins_per_connection_burst,
+        )?,
+        app_pushes_per_second: raw.app_pushes_per_second,
+        rate_limit_strikes: raw.rate_limit_strikes,
+        max_webhook_payload_bytes: at_least_one(
+            "limits.max_webhook_payload_bytes",
+            raw.max_webhook_payload_bytes,
+        )?,
+        max_longpoll_sessions: at_least_one(
+            "limits.max_longpoll_sessions",
+            raw.max_longpoll_sessions,
         )?,
         handshake_timeout: millis("limits.handshake_timeout_ms", raw.handshake_timeout_ms, 1)?,
         outbound_queue: at_least_one("limits.outbound_queue", raw.outbound_queue)?,
@@ -199,6 +216,7 @@ impl AppConfig {
                 u64::try_from(self.webhook_timeout.as_millis()).unwrap_or(u64::MAX),
             ),
             schema_refresh_secs: Some(self.schema_refresh.as_secs()),
+            pushes_per_second: self.pushes_per_second,
             ..RawApp::default()
         };
         match &self.auth {
@@ -343,6 +361,7 @@ fn app(
         allowed_origins: raw.allowed_origins,
         webhook_timeout,
         schema_refresh,
+        pushes_per_second: raw.pushes_per_second,
     })
 }
 

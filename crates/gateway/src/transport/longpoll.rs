@@ -218,6 +218,9 @@ async fn open(
                 .filter(|t| gateway.longpoll.verify(t).is_none())
                 .cloned()
         });
+    if gateway.longpoll.len() >= gateway.limits.max_longpoll_sessions {
+        return refuse_over_session_cap(gateway, query.app.as_deref(), peer);
+    }
     let request = ConnectRequest {
         app: query.app.as_deref(),
         token: auth_token.as_deref(),
@@ -249,6 +252,28 @@ async fn open(
     });
     gateway.longpoll.sessions.insert(id.clone(), session);
     answer(json!({ "status": 410, "token": gateway.longpoll.issue_token(&id), "messages": [] }))
+}
+
+/// Refuses a new session while `max_longpoll_sessions` are open: checked
+/// before auth, so a flood of long-poll opens costs no webhook calls.
+/// (Concurrent opens may overshoot the cap by a few: it bounds memory, it is
+/// not an exact quota.)
+fn refuse_over_session_cap(gateway: &Gateway, app: Option<&str>, peer: SocketAddr) -> Response {
+    let refusal = super::Refusal::TooManyConnections;
+    // Only known app ids become label values: anyone can make one up.
+    let app = app
+        .filter(|id| gateway.apps.get(id).is_some())
+        .unwrap_or("unknown");
+    gateway.metrics.auth_failure(app, refusal.reason());
+    gateway.metrics.limit_exceeded(app, "max_longpoll_sessions");
+    tracing::info!(
+        app,
+        remote_ip = %peer.ip(),
+        reason = refusal.reason(),
+        sessions = gateway.longpoll.len(),
+        "connection refused: long-poll session limit reached"
+    );
+    refused(refusal)
 }
 
 async fn poll(gateway: &Arc<Gateway>, session: Arc<LongPollSession>) -> Response {
