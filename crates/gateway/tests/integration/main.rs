@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod connect;
 mod health;
+mod isolation;
 mod limits;
 mod longpoll;
 mod presence;
