@@ -60,6 +60,10 @@ pub struct RawServer {
     pub state_file: String,
     /// On SIGTERM, the longest wait for in-flight webhook calls. Default 30.
     pub drain_timeout_secs: u64,
+    /// Proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For` names
+    /// the client for the per-IP limit and the auth webhook's `remote_ip`.
+    /// Default: none (the TCP peer is the client).
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RawServer {
@@ -72,6 +76,7 @@ impl Default for RawServer {
             schema_refresh_secs: DEFAULT_SCHEMA_REFRESH_SECS,
             state_file: DEFAULT_STATE_FILE.to_owned(),
             drain_timeout_secs: DEFAULT_DRAIN_TIMEOUT_SECS,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use super::raw::{RawLimits, RawServer};
 use super::secret::Secret;
 use super::validate;
@@ -40,6 +42,8 @@ pub struct ServerSettings {
     pub state_file: PathBuf,
     /// On SIGTERM, the longest wait for in-flight webhook calls.
     pub drain_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed; empty = none.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// `[limits]`; [`Limits::default`] is CONTRACT §2's defaults.

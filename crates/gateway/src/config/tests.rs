@@ -63,6 +63,10 @@ fn full_file_sets_every_key() {
             schema_refresh: Duration::from_secs(120),
             state_file: PathBuf::from("/var/lib/switchboard/state.json"),
             drain_timeout: Duration::from_secs(15),
+            trusted_proxies: vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "192.0.2.7/32".parse().unwrap(),
+            ],
         }
     );
     assert_eq!(
@@ -370,6 +374,7 @@ fn other_invalid_values_are_refused_with_their_place() {
         ("[limits]\njoins_per_connection_burst = 0".to_owned(), "limits.joins_per_connection_burst: must be at least 1"),
         ("[limits]\nmax_webhook_payload_bytes = 0".to_owned(), "limits.max_webhook_payload_bytes: must be at least 1"),
         ("[limits]\nmax_longpoll_sessions = 0".to_owned(), "limits.max_longpoll_sessions: must be at least 1"),
+        ("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]".to_owned(), "server.trusted_proxies[1]: \"proxy.local\" is not an IP address or a CIDR range such as 10.0.0.0/8"),
         ("[cluster]\nnode_ttl_secs = 5".to_owned(), "cluster: redis_url is required"),
         ("[cluster]\nredis_url = \"http://x.example\"".to_owned(), "cluster.redis_url: scheme \"http\""),
         (app("secret = \"s\"\nauth_endpoint = \"https://x.example/a\"\nschema_endpoint = \"https://x.example/s\""), "apps[0]: id is required"),

@@ -4,10 +4,11 @@
 //! file. It does no I/O: reading files and environment is [`super::Config`]'s.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use reqwest::Url;
 
 use super::error::ConfigError;
@@ -90,7 +91,26 @@ pub(super) fn server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
         schema_refresh: seconds("server.schema_refresh_secs", raw.schema_refresh_secs, 1)?,
         state_file: PathBuf::from(raw.state_file),
         drain_timeout: seconds("server.drain_timeout_secs", raw.drain_timeout_secs, 0)?,
+        trusted_proxies: raw
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| ip_range(index, entry))
+            .collect::<Result<_, _>>()?,
     })
+}
+
+/// One `server.trusted_proxies` entry: a CIDR range, or one address.
+fn ip_range(index: usize, entry: &str) -> Result<IpNet, ConfigError> {
+    entry
+        .parse::<IpNet>()
+        .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            ConfigError::invalid(
+                format!("server.trusted_proxies[{index}]"),
+                format!("{entry:?} is not an IP address or a CIDR range such as 10.0.0.0/8"),
+            )
+        })
 }
 
 /// Validates `[limits]`: counts and sizes must be at least 1, except

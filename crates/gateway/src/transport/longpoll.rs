@@ -11,7 +11,7 @@
 //! their own status as well. A session with neither GET nor POST for the
 //! session timeout ends, its channels with it.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +27,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use switchboard_protocol::{decode_binary, decode_text, FrameRef, Vsn};
 
+use super::client_ip::client_ip;
 use super::connect::{admit, open_connection, ConnectRequest};
 use super::query::ConnectQuery;
 use crate::gateway::Gateway;
@@ -218,8 +219,9 @@ async fn open(
                 .filter(|t| gateway.longpoll.verify(t).is_none())
                 .cloned()
         });
+    let remote_ip = client_ip(&gateway.server.trusted_proxies, peer.ip(), headers);
     if gateway.longpoll.len() >= gateway.limits.max_longpoll_sessions {
-        return refuse_over_session_cap(gateway, query.app.as_deref(), peer);
+        return refuse_over_session_cap(gateway, query.app.as_deref(), remote_ip);
     }
     let request = ConnectRequest {
         app: query.app.as_deref(),
@@ -227,7 +229,7 @@ async fn open(
         vsn: query.vsn.as_deref(),
         client_type: query.client_type.as_deref(),
         params: &query.params,
-        remote_ip: peer.ip(),
+        remote_ip,
         origin: header_str(headers, "origin"),
         transport: TransportKind::Longpoll,
     };
@@ -258,7 +260,7 @@ async fn open(
 /// before auth, so a flood of long-poll opens costs no webhook calls.
 /// (Concurrent opens may overshoot the cap by a few: it bounds memory, it is
 /// not an exact quota.)
-fn refuse_over_session_cap(gateway: &Gateway, app: Option<&str>, peer: SocketAddr) -> Response {
+fn refuse_over_session_cap(gateway: &Gateway, app: Option<&str>, remote_ip: IpAddr) -> Response {
     let refusal = super::Refusal::TooManyConnections;
     // Only known app ids become label values: anyone can make one up.
     let app = app
@@ -268,7 +270,7 @@ fn refuse_over_session_cap(gateway: &Gateway, app: Option<&str>, peer: SocketAdd
     gateway.metrics.limit_exceeded(app, "max_longpoll_sessions");
     tracing::info!(
         app,
-        remote_ip = %peer.ip(),
+        remote_ip = %remote_ip,
         reason = refusal.reason(),
         sessions = gateway.longpoll.len(),
         "connection refused: long-poll session limit reached"

@@ -47,7 +47,9 @@ async fn an_apps_secret_opens_no_route_of_another_app() {
         .sync()
         .await
         .into_iter()
-        .filter(|f| !f.is_event("team:1", "presence_state") && !f.is_event("team:1", "presence_diff"))
+        .filter(|f| {
+            !f.is_event("team:1", "presence_state") && !f.is_event("team:1", "presence_diff")
+        })
         .collect();
     assert_eq!(unexpected, Vec::<Frame>::new());
 }
@@ -179,8 +181,7 @@ async fn measure_app2(server: &TestServer, rounds: usize) -> (Latencies, Latenci
     for n in 0..rounds {
         let started = Instant::now();
         let mut client =
-            WsClient::connect_query(server.addr, &format!("app={APP2}&token=b{n}&vsn=2.0.0"))
-                .await;
+            WsClient::connect_query(server.addr, &format!("app={APP2}&token=b{n}&vsn=2.0.0")).await;
         client.join_ok("room:a", "1").await;
         connects.push(started.elapsed().as_secs_f64() * 1000.0);
         let started = Instant::now();
@@ -248,7 +249,13 @@ async fn one_apps_hung_backend_does_not_slow_another_app() {
     for n in 0..HUNG_PUSHES {
         let client = &mut pushers[n % 3];
         client
-            .send_v2(Some("1"), Some(&format!("h{n}")), "room:a", "ask", json!({}))
+            .send_v2(
+                Some("1"),
+                Some(&format!("h{n}")),
+                "room:a",
+                "ask",
+                json!({}),
+            )
             .await;
     }
     // Hung connects and pushes share app1's in-flight cap (256 by default):

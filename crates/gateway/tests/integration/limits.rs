@@ -576,3 +576,63 @@ async fn webhook_calls_over_the_in_flight_cap_wait_for_a_slot_and_are_counted() 
     assert_eq!(client.reply("slow").await[4]["status"], "ok");
     assert_eq!(client.reply("fast").await[4]["status"], "ok");
 }
+
+#[tokio::test]
+async fn trusted_proxies_name_the_client_for_the_per_ip_limit_and_auth() {
+    let (backend, server) = start(|s| {
+        s.server("trusted_proxies = [\"127.0.0.0/8\"]")
+            .limits("connects_per_ip_per_second = 1")
+    })
+    .await;
+    let q = format!("app={APP}&token=alice&vsn=2.0.0");
+    // Two clients behind the proxy each have their own budget of one.
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        WsClient::try_connect(server.addr, &q, &[("x-forwarded-for", client)])
+            .await
+            .unwrap_or_else(|e| panic!("{client}: {e}"));
+    }
+    assert_refused(
+        server.addr,
+        &q,
+        &[("x-forwarded-for", "198.51.100.9, 203.0.113.1")],
+        "rate_limited",
+    )
+    .await;
+    let seen: Vec<Value> = backend
+        .requests("/auth")
+        .iter()
+        .map(|r| r.json()["remote_ip"].clone())
+        .collect();
+    assert_eq!(seen, vec![json!("203.0.113.1"), json!("203.0.113.2")]);
+}
+
+#[tokio::test]
+async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let (backend, server) = start(|s| s.limits("connects_per_ip_per_second = 1")).await;
+    let q = format!("app={APP}&token=alice&vsn=2.0.0");
+    WsClient::try_connect(server.addr, &q, &[("x-forwarded-for", "203.0.113.1")])
+        .await
+        .expect("the first connect is within the limit");
+    // Another claimed address does not buy another budget.
+    assert_refused(
+        server.addr,
+        &q,
+        &[("x-forwarded-for", "203.0.113.2")],
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(
+        backend.requests("/auth")[0].json()["remote_ip"],
+        "127.0.0.1"
+    );
+    assert_eq!(
+        counted(
+            &server,
+            "switchboard_rate_limited_total",
+            APP,
+            "kind=\"connect\""
+        )
+        .await,
+        1.0
+    );
+}
