@@ -111,6 +111,9 @@ pub struct RawLimits {
     pub max_webhook_payload_bytes: usize,
     /// Long-poll sessions open at once on this node. Default 10000.
     pub max_longpoll_sessions: usize,
+    /// Long-poll sessions open at once on this node from one client IP.
+    /// Default 1000.
+    pub max_longpoll_sessions_per_ip: usize,
     /// The HTTP request / upgrade must complete within this. Default 10000.
     pub handshake_timeout_ms: u64,
     /// Queued outbound messages per connection before it is a slow consumer.
@@ -140,6 +143,7 @@ impl Default for RawLimits {
             rate_limit_strikes: 50,
             max_webhook_payload_bytes: 1_048_576,
             max_longpoll_sessions: 10_000,
+            max_longpoll_sessions_per_ip: 1000,
             handshake_timeout_ms: 10_000,
             outbound_queue: 1024,
             jwt_leeway_secs: 30,

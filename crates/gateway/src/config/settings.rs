@@ -70,6 +70,8 @@ pub struct Limits {
     pub max_webhook_payload_bytes: usize,
     /// Long-poll sessions open at once on this node.
     pub max_longpoll_sessions: usize,
+    /// Long-poll sessions open at once on this node from one client IP.
+    pub max_longpoll_sessions_per_ip: usize,
     /// The HTTP request / upgrade must complete within this.
     pub handshake_timeout: Duration,
     /// Queued outbound messages per connection before it is a slow consumer.

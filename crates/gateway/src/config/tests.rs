@@ -82,6 +82,7 @@ fn full_file_sets_every_key() {
             rate_limit_strikes: 7,
             max_webhook_payload_bytes: 4096,
             max_longpoll_sessions: 300,
+            max_longpoll_sessions_per_ip: 30,
             handshake_timeout: Duration::from_millis(4000),
             outbound_queue: 512,
             jwt_leeway: Duration::from_secs(5),
@@ -223,6 +224,7 @@ fn defaults_are_the_contracts() {
     assert_eq!(limits.rate_limit_strikes, 50);
     assert_eq!(limits.max_webhook_payload_bytes, 1_048_576);
     assert_eq!(limits.max_longpoll_sessions, 10_000);
+    assert_eq!(limits.max_longpoll_sessions_per_ip, 1000);
 
     let config =
         Config::from_toml_str("[cluster]\nredis_url = \"redis://127.0.0.1:6379\"", &no_env)

@@ -144,6 +144,10 @@ pub(super) fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
             "limits.max_longpoll_sessions",
             raw.max_longpoll_sessions,
         )?,
+        max_longpoll_sessions_per_ip: at_least_one(
+            "limits.max_longpoll_sessions_per_ip",
+            raw.max_longpoll_sessions_per_ip,
+        )?,
         handshake_timeout: millis("limits.handshake_timeout_ms", raw.handshake_timeout_ms, 1)?,
         outbound_queue: at_least_one("limits.outbound_queue", raw.outbound_queue)?,
         jwt_leeway: seconds("limits.jwt_leeway_secs", raw.jwt_leeway_secs, 0)?,

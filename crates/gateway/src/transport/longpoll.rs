@@ -48,6 +48,8 @@ struct LongPollSession {
     outbound: tokio::sync::Mutex<OutboundReceiver>,
     conn: Arc<Connection>,
     vsn: Vsn,
+    /// The client address it was opened from (`max_longpoll_sessions_per_ip`).
+    remote_ip: IpAddr,
     /// Milliseconds since the table's epoch of the last GET or POST.
     last_seen: AtomicU64,
     ended: AtomicBool,
@@ -56,6 +58,8 @@ struct LongPollSession {
 /// Every long-poll session of the process.
 pub struct LongPollSessions {
     sessions: DashMap<String, Arc<LongPollSession>>,
+    /// Open sessions per client address; addresses with none are removed.
+    per_ip: DashMap<IpAddr, usize>,
     key: [u8; 32],
     epoch: Instant,
 }
@@ -67,6 +71,7 @@ impl Default for LongPollSessions {
         key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         Self {
             sessions: DashMap::new(),
+            per_ip: DashMap::new(),
             key,
             epoch: Instant::now(),
         }
@@ -82,6 +87,16 @@ impl LongPollSessions {
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+    }
+
+    /// Open sessions from `ip`.
+    fn count_from(&self, ip: IpAddr) -> usize {
+        self.per_ip.get(&ip).map_or(0, |n| *n)
+    }
+
+    fn insert(&self, session: Arc<LongPollSession>) {
+        *self.per_ip.entry(session.remote_ip).or_insert(0) += 1;
+        self.sessions.insert(session.id.clone(), session);
     }
 
     fn signature(&self, id: &str) -> String {
@@ -147,7 +162,13 @@ impl LongPollSessions {
     }
 
     async fn end(&self, session: &LongPollSession) {
-        self.sessions.remove(&session.id);
+        if self.sessions.remove(&session.id).is_some() {
+            if let Some(mut open) = self.per_ip.get_mut(&session.remote_ip) {
+                *open = open.saturating_sub(1);
+            }
+            self.per_ip
+                .remove_if(&session.remote_ip, |_, open| *open == 0);
+        }
         if !session.ended.swap(true, Ordering::AcqRel) {
             session.conn.close(CloseReason::Disconnected);
             session.session.lock().await.terminate();
@@ -220,8 +241,14 @@ async fn open(
                 .cloned()
         });
     let remote_ip = client_ip(&gateway.server.trusted_proxies, peer.ip(), headers);
-    if gateway.longpoll.len() >= gateway.limits.max_longpoll_sessions {
-        return refuse_over_session_cap(gateway, query.app.as_deref(), remote_ip);
+    let limits = &gateway.limits;
+    if gateway.longpoll.len() >= limits.max_longpoll_sessions {
+        let app = query.app.as_deref();
+        return refuse_over_session_cap(gateway, app, remote_ip, "max_longpoll_sessions");
+    }
+    if gateway.longpoll.count_from(remote_ip) >= limits.max_longpoll_sessions_per_ip {
+        let app = query.app.as_deref();
+        return refuse_over_session_cap(gateway, app, remote_ip, "max_longpoll_sessions_per_ip");
     }
     let request = ConnectRequest {
         app: query.app.as_deref(),
@@ -251,28 +278,35 @@ async fn open(
         vsn,
         last_seen: AtomicU64::new(gateway.longpoll.now_ms()),
         ended: AtomicBool::new(false),
+        remote_ip,
     });
-    gateway.longpoll.sessions.insert(id.clone(), session);
+    gateway.longpoll.insert(session);
     answer(json!({ "status": 410, "token": gateway.longpoll.issue_token(&id), "messages": [] }))
 }
 
-/// Refuses a new session while `max_longpoll_sessions` are open: checked
-/// before auth, so a flood of long-poll opens costs no webhook calls.
-/// (Concurrent opens may overshoot the cap by a few: it bounds memory, it is
-/// not an exact quota.)
-fn refuse_over_session_cap(gateway: &Gateway, app: Option<&str>, remote_ip: IpAddr) -> Response {
+/// Refuses a new session while `limit` (`max_longpoll_sessions`, or
+/// `max_longpoll_sessions_per_ip` for its address) are open: checked before
+/// auth, so a flood of long-poll opens costs no webhook calls. (Concurrent
+/// opens may overshoot a cap by a few: it bounds memory, it is not an exact
+/// quota.)
+fn refuse_over_session_cap(
+    gateway: &Gateway,
+    app: Option<&str>,
+    remote_ip: IpAddr,
+    limit: &'static str,
+) -> Response {
     let refusal = super::Refusal::TooManyConnections;
     // Only known app ids become label values: anyone can make one up.
     let app = app
         .filter(|id| gateway.apps.get(id).is_some())
         .unwrap_or("unknown");
     gateway.metrics.auth_failure(app, refusal.reason());
-    gateway.metrics.limit_exceeded(app, "max_longpoll_sessions");
+    gateway.metrics.limit_exceeded(app, limit);
     tracing::info!(
         app,
         remote_ip = %remote_ip,
         reason = refusal.reason(),
-        sessions = gateway.longpoll.len(),
+        limit,
         "connection refused: long-poll session limit reached"
     );
     refused(refusal)

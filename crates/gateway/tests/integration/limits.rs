@@ -636,3 +636,37 @@ async fn x_forwarded_for_from_an_untrusted_peer_is_ignored() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn long_poll_sessions_per_ip_are_capped_and_freed_when_they_end() {
+    let (_backend, server) = start(|s| s.limits("max_longpoll_sessions_per_ip = 1")).await;
+    let query = |token: &str| format!("app={APP}&token={token}&vsn=2.0.0");
+    let mut first = LongPoll::new(&server, &query("alice"));
+    first.open().await;
+    // Every test client is 127.0.0.1: a second session is one too many.
+    let mut second = LongPoll::new(&server, &query("bob"));
+    assert_eq!(
+        second.get().await,
+        json!({"status": 403, "reason": "too_many_connections"})
+    );
+    assert_eq!(
+        counted(
+            &server,
+            "switchboard_limit_exceeded_total",
+            APP,
+            "limit=\"max_longpoll_sessions_per_ip\""
+        )
+        .await,
+        1.0
+    );
+    let (status, _) = api(
+        Method::POST,
+        &server.url(&format!("/api/v1/apps/{APP}/clients/alice/disconnect")),
+        SECRET,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(first.get().await["status"], 410);
+    second.open().await;
+}
