@@ -1,6 +1,7 @@
 //! `phx_join` (PHOENIX_PROTOCOL.md §4 rules 2 and 3; CONTRACT §4, §5, §7):
 //! check the connection's join rate, route the topic through the app's
-//! schema, check the channel limit and the join permission, ask the app's join webhook when it has one, then subscribe.
+//! schema, check the channel limit and the join permission, ask the app's
+//! join webhook when it has one, then subscribe.
 
 use serde_json::Value;
 use switchboard_protocol::{encode_push, Message, Payload};

@@ -1,6 +1,6 @@
 //! One connected client: its identity, the channels it joined, its push
-//! and join limits, and the dispatch of every message it sends (PHOENIX_PROTOCOL.md
-//! §4).
+//! and join limits, and the dispatch of every message it sends
+//! (PHOENIX_PROTOCOL.md §4).
 //!
 //! A [`Session`] lives inside its transport's task and is never shared; what
 //! others need to reach the client is the [`Connection`] handle. Each

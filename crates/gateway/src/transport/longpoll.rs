@@ -9,7 +9,8 @@
 //! `application/x-ndjson` batch (at most 100 lines). Every answer is HTTP 200
 //! with the logical status in the JSON body, except refusals, which carry
 //! their own status as well. A session with neither GET nor POST for the
-//! session timeout ends, its channels with it.
+//! session timeout ends, its channels with it. Sessions are capped in all
+//! and per client address (`max_longpoll_sessions`, `..._per_ip`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
