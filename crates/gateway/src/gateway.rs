@@ -88,11 +88,10 @@ impl Gateway {
         };
         let metrics = Arc::new(Metrics::new());
         let webhooks = Arc::new(Webhooks::new(metrics.clone(), config.limits.max_body_bytes));
-        let in_flight = config.limits.webhooks_in_flight_per_app;
         let mut apps: Vec<Arc<App>> = config
             .apps
             .into_iter()
-            .map(|app| Arc::new(App::new(app, in_flight, true)))
+            .map(|app| Arc::new(App::new(app, &config.limits, true)))
             .collect();
         let state_file = config.server.state_file.clone();
         // In a cluster, admin-registered apps live in Redis, not the state file.
@@ -108,7 +107,7 @@ impl Gateway {
                 tracing::warn!(app = %app.id, "app in the state file is also in the config file; the config file wins");
                 continue;
             }
-            apps.push(Arc::new(App::new(app, in_flight, false)));
+            apps.push(Arc::new(App::new(app, &config.limits, false)));
         }
         for app in &apps {
             load_local_schema(app, &metrics);
@@ -169,11 +168,7 @@ impl Gateway {
         if self.apps.get(&config.id).is_some_and(|a| a.from_config()) {
             return Err(RegistryError::DefinedInConfig);
         }
-        let app = Arc::new(App::new(
-            config,
-            self.limits.webhooks_in_flight_per_app,
-            false,
-        ));
+        let app = Arc::new(App::new(config, &self.limits, false));
         load_local_schema(&app, &self.metrics);
         spawn_schema_refresher(self.webhooks.clone(), app.clone());
         spawn_jwks_refresher(self.webhooks.clone(), app.clone(), &self.limits);

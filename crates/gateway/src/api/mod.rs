@@ -4,6 +4,7 @@
 //! call the hub, registry or apps; they never bypass them.
 
 mod admin;
+mod body_limit;
 mod error;
 mod health;
 mod server_api;
@@ -53,5 +54,9 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/health/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            gateway.clone(),
+            body_limit::count_oversized_bodies,
+        ))
         .with_state(gateway)
 }

@@ -1,7 +1,8 @@
 //! One app at runtime: its config, its last good compiled schema, its token
-//! keys when it verifies JWTs itself, and the semaphore that caps its
-//! webhook calls in flight so one app's slow backend cannot take every
-//! connection of the process with it.
+//! keys when it verifies JWTs itself, the semaphore that caps its webhook
+//! calls in flight so one app's slow backend cannot take every connection of
+//! the process with it, and its ceiling on client pushes so one app's
+//! clients cannot take every CPU.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -9,7 +10,8 @@ use std::sync::{Arc, RwLock};
 use switchboard_schema::Schema;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::config::AppConfig;
+use super::AppPushCeiling;
+use crate::config::{AppConfig, Limits};
 use crate::jwt::TokenKeys;
 
 /// A registered app.
@@ -18,6 +20,7 @@ pub struct App {
     schema: RwLock<Option<Arc<Schema>>>,
     token_keys: Option<TokenKeys>,
     webhook_permits: Arc<Semaphore>,
+    push_ceiling: AppPushCeiling,
     /// True for apps from the config file (immutable through the admin API).
     from_config: bool,
     /// Wakes the schema refresher early (removal).
@@ -34,13 +37,18 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Wraps a validated config; the schema loads later.
-    pub fn new(config: AppConfig, webhooks_in_flight: usize, from_config: bool) -> Self {
+    /// Wraps a validated config, with the process's `limits` where the app
+    /// sets none; the schema loads later.
+    pub fn new(config: AppConfig, limits: &Limits, from_config: bool) -> Self {
+        let pushes_per_second = config
+            .pushes_per_second
+            .unwrap_or(limits.app_pushes_per_second);
         Self {
             token_keys: TokenKeys::for_app(&config),
             config,
             schema: RwLock::new(None),
-            webhook_permits: Arc::new(Semaphore::new(webhooks_in_flight.max(1))),
+            webhook_permits: Arc::new(Semaphore::new(limits.webhooks_in_flight_per_app.max(1))),
+            push_ceiling: AppPushCeiling::new(pushes_per_second),
             from_config,
             refresh_wake: Notify::new(),
             removed: AtomicBool::new(false),
@@ -87,6 +95,11 @@ impl App {
     /// The cap on this app's webhook calls in flight.
     pub fn webhook_permits(&self) -> &Arc<Semaphore> {
         &self.webhook_permits
+    }
+
+    /// Counts one client push against the app's ceiling; false when over it.
+    pub fn allow_push(&self) -> bool {
+        self.push_ceiling.allow()
     }
 
     /// Marks the app removed (admin API): its refresher stops.

@@ -1,6 +1,7 @@
-//! Per-connection push rate limits from the schema's `rateLimits`
-//! (CONTRACT §4): `default` caps all of a connection's pushes together,
-//! `byEvent` caps one event on top of that.
+//! Push rate limits: per connection from the schema's `rateLimits`
+//! (CONTRACT §4: `default` caps all of a connection's pushes together,
+//! `byEvent` caps one event on top of that), and the app-wide ceiling of
+//! `[limits] app_pushes_per_second` / an app's `pushes_per_second`.
 //!
 //! A `{windowMs, maxRequests}` pair becomes a governor GCRA quota with a
 //! burst of `maxRequests` replenished evenly over `windowMs`: a client may
@@ -80,4 +81,25 @@ fn limiter(limit: &Limit) -> DefaultDirectRateLimiter {
         .unwrap_or_else(|| Quota::per_second(burst))
         .allow_burst(burst);
     DefaultDirectRateLimiter::direct(quota)
+}
+
+/// The app-wide ceiling on client pushes: one governor limiter shared by
+/// every connection of the app. Its state is one atomic, so checking it on
+/// every push costs a compare-and-swap, no lock.
+pub struct AppPushCeiling(Option<DefaultDirectRateLimiter>);
+
+impl AppPushCeiling {
+    /// `per_second` pushes per second with a burst of the same size;
+    /// 0 = unlimited.
+    pub fn new(per_second: u32) -> Self {
+        Self(
+            NonZeroU32::new(per_second)
+                .map(|n| DefaultDirectRateLimiter::direct(Quota::per_second(n))),
+        )
+    }
+
+    /// Counts one push; false when the app is over its ceiling.
+    pub fn allow(&self) -> bool {
+        self.0.as_ref().is_none_or(|l| l.check().is_ok())
+    }
 }

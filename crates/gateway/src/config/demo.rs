@@ -39,6 +39,7 @@ impl Config {
             allowed_origins: None,
             webhook_timeout: server.webhook_timeout,
             schema_refresh: server.schema_refresh,
+            pushes_per_second: None,
         };
         Config {
             server,

@@ -61,6 +61,10 @@ pub struct RawServer {
     pub state_file: String,
     /// On SIGTERM, the longest wait for in-flight webhook calls. Default 30.
     pub drain_timeout_secs: u64,
+    /// Proxies (IP addresses or CIDR ranges) whose `X-Forwarded-For` names
+    /// the client for the per-IP limit and the auth webhook's `remote_ip`.
+    /// Default: none (the TCP peer is the client).
+    pub trusted_proxies: Vec<String>,
     /// PEM certificate chain for built-in TLS, relative to the config file.
     /// Default: absent, and the gateway serves plain HTTP. Set with
     /// `tls_key_file`, both or neither.
@@ -80,6 +84,7 @@ impl Default for RawServer {
             schema_refresh_secs: DEFAULT_SCHEMA_REFRESH_SECS,
             state_file: DEFAULT_STATE_FILE.to_owned(),
             drain_timeout_secs: DEFAULT_DRAIN_TIMEOUT_SECS,
+            trusted_proxies: Vec::new(),
             tls_cert_file: None,
             tls_key_file: None,
         }
@@ -99,6 +104,26 @@ pub struct RawLimits {
     pub max_connections_per_client: usize,
     /// New connections per remote IP per second (and burst). Default 100.
     pub connects_per_ip_per_second: u32,
+    /// Joins per connection per second; 0 = unlimited. Default 10.
+    pub joins_per_connection_per_second: u32,
+    /// Joins one connection may make at once before the rate applies (a
+    /// reconnecting phoenix.js client rejoins all its channels together).
+    /// Default 100.
+    pub joins_per_connection_burst: u32,
+    /// Client pushes per app per second across all its connections (and
+    /// burst); 0 = unlimited. An app's `pushes_per_second` overrides it.
+    /// Default 0.
+    pub app_pushes_per_second: u32,
+    /// Consecutive rate-limited pushes or joins after which a connection is
+    /// closed (WebSocket 1008 `rate_limited`); 0 = never. Default 50.
+    pub rate_limit_strikes: u32,
+    /// Largest push payload forwarded to a message webhook. Default 1048576.
+    pub max_webhook_payload_bytes: usize,
+    /// Long-poll sessions open at once on this node. Default 10000.
+    pub max_longpoll_sessions: usize,
+    /// Long-poll sessions open at once on this node from one client IP.
+    /// Default 1000.
+    pub max_longpoll_sessions_per_ip: usize,
     /// The HTTP request / upgrade must complete within this. Default 10000.
     pub handshake_timeout_ms: u64,
     /// Queued outbound messages per connection before it is a slow consumer.
@@ -130,6 +155,13 @@ impl Default for RawLimits {
             max_channels_per_connection: 100,
             max_connections_per_client: 0,
             connects_per_ip_per_second: 100,
+            joins_per_connection_per_second: 10,
+            joins_per_connection_burst: 100,
+            app_pushes_per_second: 0,
+            rate_limit_strikes: 50,
+            max_webhook_payload_bytes: 1_048_576,
+            max_longpoll_sessions: 10_000,
+            max_longpoll_sessions_per_ip: 1000,
             handshake_timeout_ms: 10_000,
             outbound_queue: 1024,
             jwt_leeway_secs: 30,
@@ -226,6 +258,10 @@ pub struct RawApp {
     /// Schema refresh period. Default: `server.schema_refresh_secs`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_refresh_secs: Option<u64>,
+    /// Client pushes per second across the app's connections (and burst);
+    /// 0 = unlimited. Default: `limits.app_pushes_per_second`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pushes_per_second: Option<u32>,
 }
 
 impl RawApp {

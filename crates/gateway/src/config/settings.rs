@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use super::raw::{RawLimits, RawServer};
 use super::secret::{url_without_password, Secret};
 use super::validate;
@@ -40,6 +42,8 @@ pub struct ServerSettings {
     pub state_file: PathBuf,
     /// On SIGTERM, the longest wait for in-flight webhook calls.
     pub drain_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` is believed; empty = none.
+    pub trusted_proxies: Vec<IpNet>,
     /// Built-in TLS; `None` = plain HTTP (TLS terminated in front, if at all).
     pub tls: Option<TlsFiles>,
 }
@@ -66,6 +70,21 @@ pub struct Limits {
     pub max_connections_per_client: usize,
     /// New connections per remote IP per second, and the burst size.
     pub connects_per_ip_per_second: u32,
+    /// Joins per connection per second; 0 = unlimited.
+    pub joins_per_connection_per_second: u32,
+    /// Joins a connection may make at once before that rate applies.
+    pub joins_per_connection_burst: u32,
+    /// Client pushes per app per second (and burst), for apps that set no
+    /// `pushes_per_second`; 0 = unlimited.
+    pub app_pushes_per_second: u32,
+    /// Consecutive rate-limited pushes/joins that close a connection; 0 = never.
+    pub rate_limit_strikes: u32,
+    /// Largest push payload forwarded to a message webhook.
+    pub max_webhook_payload_bytes: usize,
+    /// Long-poll sessions open at once on this node.
+    pub max_longpoll_sessions: usize,
+    /// Long-poll sessions open at once on this node from one client IP.
+    pub max_longpoll_sessions_per_ip: usize,
     /// The HTTP request / upgrade must complete within this.
     pub handshake_timeout: Duration,
     /// Queued outbound messages per connection before it is a slow consumer.
@@ -139,6 +158,9 @@ pub struct AppConfig {
     pub webhook_timeout: Duration,
     /// How often this app's schema is fetched again.
     pub schema_refresh: Duration,
+    /// Client pushes per second across the app's connections; `None` =
+    /// `limits.app_pushes_per_second`, `Some(0)` = unlimited.
+    pub pushes_per_second: Option<u32>,
 }
 
 /// How an app's client tokens are verified: exactly one per app.

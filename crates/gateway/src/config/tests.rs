@@ -63,6 +63,10 @@ fn full_file_sets_every_key() {
             schema_refresh: Duration::from_secs(120),
             state_file: PathBuf::from("/var/lib/switchboard/state.json"),
             drain_timeout: Duration::from_secs(15),
+            trusted_proxies: vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "192.0.2.7/32".parse().unwrap(),
+            ],
             tls: Some(TlsFiles {
                 cert_file: PathBuf::from("/etc/switchboard/tls/cert.pem"),
                 key_file: PathBuf::from("/etc/ssl/private/switchboard.key"),
@@ -76,6 +80,13 @@ fn full_file_sets_every_key() {
             max_channels_per_connection: 20,
             max_connections_per_client: 3,
             connects_per_ip_per_second: 50,
+            joins_per_connection_per_second: 4,
+            joins_per_connection_burst: 8,
+            app_pushes_per_second: 1000,
+            rate_limit_strikes: 7,
+            max_webhook_payload_bytes: 4096,
+            max_longpoll_sessions: 300,
+            max_longpoll_sessions_per_ip: 30,
             handshake_timeout: Duration::from_millis(4000),
             outbound_queue: 512,
             jwt_leeway: Duration::from_secs(5),
@@ -118,6 +129,7 @@ fn full_file_sets_every_key() {
             ]),
             webhook_timeout: Duration::from_millis(1500),
             schema_refresh: Duration::from_secs(30),
+            pushes_per_second: Some(250),
         }
     );
     assert_eq!(solo.secret.expose(), "unicorn-s3cret");
@@ -179,6 +191,7 @@ fn minimal_file_takes_every_default() {
             allowed_origins: None,
             webhook_timeout: Duration::from_millis(5000),
             schema_refresh: Duration::from_secs(300),
+            pushes_per_second: None,
         }]
     );
 }
@@ -218,6 +231,13 @@ fn defaults_are_the_contracts() {
     assert_eq!(limits.jwks_refresh_min, Duration::from_secs(30));
     assert_eq!(limits.jwks_refresh_max, Duration::from_secs(86_400));
     assert_eq!(limits.jwks_refresh_default, Duration::from_secs(300));
+    assert_eq!(limits.joins_per_connection_per_second, 10);
+    assert_eq!(limits.joins_per_connection_burst, 100);
+    assert_eq!(limits.app_pushes_per_second, 0);
+    assert_eq!(limits.rate_limit_strikes, 50);
+    assert_eq!(limits.max_webhook_payload_bytes, 1_048_576);
+    assert_eq!(limits.max_longpoll_sessions, 10_000);
+    assert_eq!(limits.max_longpoll_sessions_per_ip, 1000);
 
     let config =
         Config::from_toml_str("[cluster]\nredis_url = \"redis://127.0.0.1:6379\"", &no_env)
@@ -369,6 +389,10 @@ fn other_invalid_values_are_refused_with_their_place() {
         ("[server]\nschema_refresh_secs = 99999999999".to_owned(), "server.schema_refresh_secs: must be at most one year"),
         ("[limits]\nmax_frame_bytes = 0".to_owned(), "limits.max_frame_bytes: must be at least 1"),
         ("[limits]\nwebhooks_in_flight_per_app = 0".to_owned(), "limits.webhooks_in_flight_per_app: must be at least 1"),
+        ("[limits]\njoins_per_connection_burst = 0".to_owned(), "limits.joins_per_connection_burst: must be at least 1"),
+        ("[limits]\nmax_webhook_payload_bytes = 0".to_owned(), "limits.max_webhook_payload_bytes: must be at least 1"),
+        ("[limits]\nmax_longpoll_sessions = 0".to_owned(), "limits.max_longpoll_sessions: must be at least 1"),
+        ("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]".to_owned(), "server.trusted_proxies[1]: \"proxy.local\" is not an IP address or a CIDR range such as 10.0.0.0/8"),
         ("[cluster]\nnode_ttl_secs = 5".to_owned(), "cluster: redis_url is required"),
         ("[cluster]\nredis_url = \"http://x.example\"".to_owned(), "cluster.redis_url: scheme \"http\""),
         (app("secret = \"s\"\nauth_endpoint = \"https://x.example/a\"\nschema_endpoint = \"https://x.example/s\""), "apps[0]: id is required"),

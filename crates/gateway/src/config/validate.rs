@@ -4,10 +4,11 @@
 //! file. It does no I/O: reading files and environment is [`super::Config`]'s.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use reqwest::Url;
 
 use super::error::ConfigError;
@@ -94,6 +95,12 @@ pub(super) fn server(raw: RawServer) -> Result<ServerSettings, ConfigError> {
         schema_refresh: seconds("server.schema_refresh_secs", raw.schema_refresh_secs, 1)?,
         state_file: PathBuf::from(raw.state_file),
         drain_timeout: seconds("server.drain_timeout_secs", raw.drain_timeout_secs, 0)?,
+        trusted_proxies: raw
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| ip_range(index, entry))
+            .collect::<Result<_, _>>()?,
         tls: tls_files(raw.tls_cert_file, raw.tls_key_file)?,
     })
 }
@@ -128,8 +135,23 @@ fn tls_files(cert: Option<String>, key: Option<String>) -> Result<Option<TlsFile
     }
 }
 
+/// One `server.trusted_proxies` entry: a CIDR range, or one address.
+fn ip_range(index: usize, entry: &str) -> Result<IpNet, ConfigError> {
+    entry
+        .parse::<IpNet>()
+        .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| {
+            ConfigError::invalid(
+                format!("server.trusted_proxies[{index}]"),
+                format!("{entry:?} is not an IP address or a CIDR range such as 10.0.0.0/8"),
+            )
+        })
+}
+
 /// Validates `[limits]`: counts and sizes must be at least 1, except
-/// `max_connections_per_client` where 0 means unlimited.
+/// `max_connections_per_client`, `joins_per_connection_per_second`,
+/// `app_pushes_per_second` and `rate_limit_strikes`, where 0 means unlimited
+/// (never).
 pub(super) fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
     Ok(Limits {
         max_frame_bytes: at_least_one("limits.max_frame_bytes", raw.max_frame_bytes)?,
@@ -141,6 +163,25 @@ pub(super) fn limits(raw: RawLimits) -> Result<Limits, ConfigError> {
         connects_per_ip_per_second: at_least_one(
             "limits.connects_per_ip_per_second",
             raw.connects_per_ip_per_second,
+        )?,
+        joins_per_connection_per_second: raw.joins_per_connection_per_second,
+        joins_per_connection_burst: at_least_one(
+            "limits.joins_per_connection_burst",
+            raw.joins_per_connection_burst,
+        )?,
+        app_pushes_per_second: raw.app_pushes_per_second,
+        rate_limit_strikes: raw.rate_limit_strikes,
+        max_webhook_payload_bytes: at_least_one(
+            "limits.max_webhook_payload_bytes",
+            raw.max_webhook_payload_bytes,
+        )?,
+        max_longpoll_sessions: at_least_one(
+            "limits.max_longpoll_sessions",
+            raw.max_longpoll_sessions,
+        )?,
+        max_longpoll_sessions_per_ip: at_least_one(
+            "limits.max_longpoll_sessions_per_ip",
+            raw.max_longpoll_sessions_per_ip,
         )?,
         handshake_timeout: millis("limits.handshake_timeout_ms", raw.handshake_timeout_ms, 1)?,
         outbound_queue: at_least_one("limits.outbound_queue", raw.outbound_queue)?,
@@ -256,6 +297,7 @@ impl AppConfig {
                 u64::try_from(self.webhook_timeout.as_millis()).unwrap_or(u64::MAX),
             ),
             schema_refresh_secs: Some(self.schema_refresh.as_secs()),
+            pushes_per_second: self.pushes_per_second,
             ..RawApp::default()
         };
         match &self.auth {
@@ -406,6 +448,7 @@ fn app(
         allowed_origins: raw.allowed_origins,
         webhook_timeout,
         schema_refresh,
+        pushes_per_second: raw.pushes_per_second,
     })
 }
 

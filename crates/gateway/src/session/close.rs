@@ -24,6 +24,9 @@ pub enum CloseReason {
     TokenExpired,
     /// The app was removed through the admin API (1001).
     AppRemoved,
+    /// The client kept going past its rate limits for `rate_limit_strikes`
+    /// refusals in a row (1008 policy violation; phoenix.js reconnects).
+    RateLimited,
 }
 
 impl CloseReason {
@@ -32,6 +35,7 @@ impl CloseReason {
         match self {
             CloseReason::IdleTimeout => 1000,
             CloseReason::Disconnected | CloseReason::SlowConsumer | CloseReason::AppRemoved => 1001,
+            CloseReason::RateLimited => 1008,
             CloseReason::MessageTooBig => 1009,
             CloseReason::Draining => 1012,
             CloseReason::TokenExpired => 4001,
@@ -48,6 +52,7 @@ impl CloseReason {
             CloseReason::MessageTooBig => "message_too_large",
             CloseReason::TokenExpired => "token_expired",
             CloseReason::AppRemoved => "app_removed",
+            CloseReason::RateLimited => "rate_limited",
         }
     }
 }

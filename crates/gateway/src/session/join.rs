@@ -1,6 +1,7 @@
 //! `phx_join` (PHOENIX_PROTOCOL.md §4 rules 2 and 3; CONTRACT §4, §5, §7):
-//! route the topic through the app's schema, check the limit and the join
-//! permission, ask the app's join webhook when it has one, then subscribe.
+//! check the connection's join rate, route the topic through the app's
+//! schema, check the channel limit and the join permission, ask the app's
+//! join webhook when it has one, then subscribe.
 
 use serde_json::Value;
 use switchboard_protocol::{encode_push, Message, Payload};
@@ -15,6 +16,14 @@ impl Session {
         let topic = message.topic.as_str();
         let join_ref = message.join_ref.as_deref();
         let msg_ref = message.msg_ref.as_deref();
+
+        // Before anything else, so a refused join leaves an existing join
+        // of the topic alone.
+        if !self.throttle.allow_join(&self.gateway.limits) {
+            self.refuse_rate_limited("join", true, join_ref, msg_ref, topic);
+            return;
+        }
+        self.throttle.passed();
 
         // A second join of a joined topic ends the first join; its phx_close
         // follows the new join's reply on the wire, as in Phoenix. Its
@@ -134,6 +143,9 @@ impl Session {
             TopicError::InvalidChannelPattern => JoinRefusal::reason("invalid_channel_pattern"),
         })?;
         if self.channels.len() >= self.gateway.limits.max_channels_per_connection {
+            self.gateway
+                .metrics
+                .limit_exceeded(app.id(), "max_channels_per_connection");
             return Err(JoinRefusal::reason("too many channels joined"));
         }
         if !matched.may_join(&self.conn.identity.permissions) {

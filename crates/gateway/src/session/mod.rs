@@ -1,6 +1,6 @@
 //! One connected client: its identity, the channels it joined, its push
-//! limits, and the dispatch of every message it sends (PHOENIX_PROTOCOL.md
-//! §4).
+//! and join limits, and the dispatch of every message it sends
+//! (PHOENIX_PROTOCOL.md §4).
 //!
 //! A [`Session`] lives inside its transport's task and is never shared; what
 //! others need to reach the client is the [`Connection`] handle. Each
@@ -16,6 +16,7 @@ mod join;
 mod leave;
 mod push;
 mod registry;
+mod throttle;
 
 use std::sync::Arc;
 
@@ -54,6 +55,7 @@ pub struct Session {
     conn: Arc<Connection>,
     channels: JoinedChannels,
     limiter: Option<Box<PushLimiter>>,
+    throttle: throttle::Throttle,
 }
 
 impl Session {
@@ -77,6 +79,7 @@ impl Session {
             conn,
             channels: JoinedChannels::default(),
             limiter: None,
+            throttle: throttle::Throttle::default(),
         }
     }
 
@@ -87,6 +90,11 @@ impl Session {
 
     /// Dispatches one decoded client message.
     pub async fn handle(&mut self, message: Message) {
+        // A connection being closed (rate limits, disconnect, drain) takes
+        // nothing more: the rest of a burst already read is not processed.
+        if self.conn.is_closing() {
+            return;
+        }
         self.gateway.metrics.message_in(self.conn.app.id());
         match (message.topic.as_str(), message.event.as_str()) {
             ("phoenix", "heartbeat") => self.heartbeat(&message),

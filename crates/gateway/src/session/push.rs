@@ -1,7 +1,8 @@
 //! Client pushes of channel events (PHOENIX_PROTOCOL.md §4 rules 6 and 7;
-//! CONTRACT §4, §5, §7): rate limit, event and permission checks, payload
-//! validation, then either a direct broadcast or a forward to the app's
-//! message webhook, whose actions run in a task of their own so a slow
+//! CONTRACT §4, §5, §7): rate limits (the connection's, then the app's
+//! ceiling), event and permission checks, payload validation, then either a
+//! direct broadcast or a forward (within `max_webhook_payload_bytes`) to the
+//! app's message webhook, whose actions run in a task of their own so a slow
 //! backend never stalls the client's socket.
 
 use std::sync::Arc;
@@ -43,8 +44,12 @@ impl Session {
                 RateLimitHit::Default => "push",
                 RateLimitHit::Event => "push_event",
             };
-            self.gateway.metrics.rate_limited(app.id(), kind);
-            self.reply_error(join_ref, msg_ref, topic, "rate_limited");
+            self.refuse_rate_limited(kind, true, join_ref, msg_ref, topic);
+            return;
+        }
+        self.throttle.passed();
+        if !app.allow_push() {
+            self.refuse_rate_limited("app", false, join_ref, msg_ref, topic);
             return;
         }
 
@@ -104,6 +109,9 @@ impl Session {
                 tracing::warn!(app = app.id(), event = %message.event, "event is forwarded but the app has no message_endpoint");
                 self.reply_error(join_ref, msg_ref, topic, "api_error");
             }
+            (Delivery::Forward, Some(_)) if self.over_webhook_payload_limit(&message.payload) => {
+                self.reply_error(join_ref, msg_ref, topic, "message_too_large");
+            }
             (Delivery::Forward, Some(url)) => {
                 let forward = Forward {
                     gateway: self.gateway.clone(),
@@ -116,6 +124,54 @@ impl Session {
             }
         }
     }
+}
+
+impl Session {
+    /// True (logged and counted) when a payload is larger than
+    /// `max_webhook_payload_bytes`: its JSON text, or a binary payload's
+    /// bytes (before base64).
+    fn over_webhook_payload_limit(&self, payload: &Payload) -> bool {
+        let max = self.gateway.limits.max_webhook_payload_bytes;
+        let size = match payload {
+            Payload::Json(value) => json_len(value),
+            Payload::Binary(bytes) => bytes.len(),
+        };
+        if size <= max {
+            return false;
+        }
+        let app = self.conn.app.id();
+        self.gateway
+            .metrics
+            .limit_exceeded(app, "max_webhook_payload_bytes");
+        self.gateway.metrics.dropped(app, "message_too_large", 1);
+        tracing::info!(
+            app,
+            client_id = %self.conn.identity.client_id,
+            connection = self.conn.id,
+            size,
+            max,
+            "push not forwarded: payload larger than max_webhook_payload_bytes"
+        );
+        true
+    }
+}
+
+/// Length of a value's compact JSON text, without building the text.
+fn json_len(value: &serde_json::Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing to a counter cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
 }
 
 /// One push on its way to the app's message webhook.

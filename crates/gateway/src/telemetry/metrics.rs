@@ -45,6 +45,12 @@ struct AppKind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppLimit {
+    app: String,
+    limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AppKindReason {
     app: String,
     kind: &'static str,
@@ -82,6 +88,7 @@ pub struct Metrics {
     rate_limited: Family<AppKind, Counter>,
     schema_fetch_failures: Family<AppLabel, Counter>,
     dropped_messages: Family<AppReason, Counter>,
+    limit_exceeded: Family<AppLimit, Counter>,
     resident_memory: Gauge,
     tls_handshake_failures: Family<ReasonLabel, Counter>,
 }
@@ -109,6 +116,7 @@ impl Metrics {
         let rate_limited = Family::default();
         let schema_fetch_failures = Family::default();
         let dropped_messages = Family::default();
+        let limit_exceeded = Family::default();
         let resident_memory = Gauge::default();
         let tls_handshake_failures = Family::default();
         registry.register(
@@ -158,6 +166,11 @@ impl Metrics {
             dropped_messages.clone(),
         );
         registry.register(
+            "limit_exceeded",
+            "Requests refused by a size or count limit",
+            limit_exceeded.clone(),
+        );
+        registry.register(
             "process_resident_memory_bytes",
             "Resident memory of the gateway process",
             resident_memory.clone(),
@@ -179,6 +192,7 @@ impl Metrics {
             rate_limited,
             schema_fetch_failures,
             dropped_messages,
+            limit_exceeded,
             resident_memory,
             tls_handshake_failures,
         }
@@ -270,6 +284,16 @@ impl Metrics {
             .inc();
     }
 
+    /// A size or count limit (named by its `[limits]` key) refused something.
+    pub fn limit_exceeded(&self, app: &str, limit: &'static str) {
+        self.limit_exceeded
+            .get_or_create(&AppLimit {
+                app: app.to_owned(),
+                limit,
+            })
+            .inc();
+    }
+
     /// `count` messages were dropped for `reason`.
     pub fn dropped(&self, app: &str, reason: &'static str, count: u64) {
         self.dropped_messages
@@ -291,7 +315,7 @@ impl Metrics {
 /// Every family, for the descriptor lines of families without samples yet:
 /// the encoder skips a labelled family until its first sample, but CONTRACT
 /// §10 wants every family visible from startup.
-const FAMILIES: [(&str, &str, &str); 11] = [
+const FAMILIES: [(&str, &str, &str); 12] = [
     (
         "switchboard_connections",
         "gauge",
@@ -343,6 +367,11 @@ const FAMILIES: [(&str, &str, &str); 11] = [
         "counter",
         "TLS handshakes that failed or timed out (built-in TLS).",
     ),
+    (
+        "switchboard_limit_exceeded",
+        "counter",
+        "Requests refused by a size or count limit.",
+    ),
 ];
 
 fn with_every_family_described(mut text: String) -> String {
@@ -389,6 +418,7 @@ mod tests {
             "switchboard_rate_limited_total",
             "switchboard_schema_fetch_failures_total",
             "switchboard_dropped_messages_total",
+            "switchboard_limit_exceeded_total",
             "switchboard_process_resident_memory_bytes",
             "switchboard_tls_handshake_failures_total",
         ] {

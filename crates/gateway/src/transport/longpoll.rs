@@ -10,9 +10,10 @@
 //! with the logical status in the JSON body, except refusals, which carry
 //! their own status as well. A session with neither GET nor POST for the
 //! session timeout ends, its channels with it; so does a session whose JWT
-//! expired (checked by the same reaper, every 2 s).
+//! expired (checked by the same reaper, every 2 s). Sessions are capped in
+//! all and per client address (`max_longpoll_sessions`, `..._per_ip`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +29,7 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 use switchboard_protocol::{decode_binary, decode_text, FrameRef, Vsn};
 
+use super::client_ip::client_ip;
 use super::connect::{admit, open_connection, ConnectRequest};
 use super::query::ConnectQuery;
 use crate::gateway::Gateway;
@@ -50,6 +52,8 @@ struct LongPollSession {
     outbound: tokio::sync::Mutex<OutboundReceiver>,
     conn: Arc<Connection>,
     vsn: Vsn,
+    /// The client address it was opened from (`max_longpoll_sessions_per_ip`).
+    remote_ip: IpAddr,
     /// Milliseconds since the table's epoch of the last GET or POST.
     last_seen: AtomicU64,
     ended: AtomicBool,
@@ -58,6 +62,8 @@ struct LongPollSession {
 /// Every long-poll session of the process.
 pub struct LongPollSessions {
     sessions: DashMap<String, Arc<LongPollSession>>,
+    /// Open sessions per client address; addresses with none are removed.
+    per_ip: DashMap<IpAddr, usize>,
     key: [u8; 32],
     epoch: Instant,
 }
@@ -69,6 +75,7 @@ impl Default for LongPollSessions {
         key[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
         Self {
             sessions: DashMap::new(),
+            per_ip: DashMap::new(),
             key,
             epoch: Instant::now(),
         }
@@ -84,6 +91,16 @@ impl LongPollSessions {
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
+    }
+
+    /// Open sessions from `ip`.
+    fn count_from(&self, ip: IpAddr) -> usize {
+        self.per_ip.get(&ip).map_or(0, |n| *n)
+    }
+
+    fn insert(&self, session: Arc<LongPollSession>) {
+        *self.per_ip.entry(session.remote_ip).or_insert(0) += 1;
+        self.sessions.insert(session.id.clone(), session);
     }
 
     fn mac(&self, id: &str) -> Hmac<Sha256> {
@@ -166,7 +183,13 @@ impl LongPollSessions {
     }
 
     async fn end(&self, session: &LongPollSession) {
-        self.sessions.remove(&session.id);
+        if self.sessions.remove(&session.id).is_some() {
+            if let Some(mut open) = self.per_ip.get_mut(&session.remote_ip) {
+                *open = open.saturating_sub(1);
+            }
+            self.per_ip
+                .remove_if(&session.remote_ip, |_, open| *open == 0);
+        }
         if !session.ended.swap(true, Ordering::AcqRel) {
             session.conn.close(CloseReason::Disconnected);
             session.session.lock().await.terminate();
@@ -238,13 +261,23 @@ async fn open(
                 .filter(|t| gateway.longpoll.verify(t).is_none())
                 .cloned()
         });
+    let remote_ip = client_ip(&gateway.server.trusted_proxies, peer.ip(), headers);
+    let limits = &gateway.limits;
+    if gateway.longpoll.len() >= limits.max_longpoll_sessions {
+        let app = query.app.as_deref();
+        return refuse_over_session_cap(gateway, app, remote_ip, "max_longpoll_sessions");
+    }
+    if gateway.longpoll.count_from(remote_ip) >= limits.max_longpoll_sessions_per_ip {
+        let app = query.app.as_deref();
+        return refuse_over_session_cap(gateway, app, remote_ip, "max_longpoll_sessions_per_ip");
+    }
     let request = ConnectRequest {
         app: query.app.as_deref(),
         token: auth_token.as_deref(),
         vsn: query.vsn.as_deref(),
         client_type: query.client_type.as_deref(),
         params: &query.params,
-        remote_ip: peer.ip(),
+        remote_ip,
         origin: header_str(headers, "origin"),
         transport: TransportKind::Longpoll,
     };
@@ -266,9 +299,38 @@ async fn open(
         vsn,
         last_seen: AtomicU64::new(gateway.longpoll.now_ms()),
         ended: AtomicBool::new(false),
+        remote_ip,
     });
-    gateway.longpoll.sessions.insert(id.clone(), session);
+    gateway.longpoll.insert(session);
     answer(json!({ "status": 410, "token": gateway.longpoll.issue_token(&id), "messages": [] }))
+}
+
+/// Refuses a new session while `limit` (`max_longpoll_sessions`, or
+/// `max_longpoll_sessions_per_ip` for its address) are open: checked before
+/// auth, so a flood of long-poll opens costs no webhook calls. (Concurrent
+/// opens may overshoot a cap by a few: it bounds memory, it is not an exact
+/// quota.)
+fn refuse_over_session_cap(
+    gateway: &Gateway,
+    app: Option<&str>,
+    remote_ip: IpAddr,
+    limit: &'static str,
+) -> Response {
+    let refusal = super::Refusal::TooManyConnections;
+    // Only known app ids become label values: anyone can make one up.
+    let app = app
+        .filter(|id| gateway.apps.get(id).is_some())
+        .unwrap_or("unknown");
+    gateway.metrics.auth_failure(app, refusal.reason());
+    gateway.metrics.limit_exceeded(app, limit);
+    tracing::info!(
+        app,
+        remote_ip = %remote_ip,
+        reason = refusal.reason(),
+        limit,
+        "connection refused: long-poll session limit reached"
+    );
+    refused(refusal)
 }
 
 async fn poll(gateway: &Arc<Gateway>, session: Arc<LongPollSession>) -> Response {

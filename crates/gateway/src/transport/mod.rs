@@ -3,6 +3,7 @@
 //! session. WebSocket lives in [`websocket`], long-poll in [`longpoll`]; transports decide nothing about
 //! topics.
 
+pub mod client_ip;
 pub mod connect;
 pub mod longpoll;
 pub mod query;

@@ -176,14 +176,19 @@ impl Webhooks {
         let started = Instant::now();
         let timeout = app.config().webhook_timeout;
         let result = tokio::time::timeout(timeout, async {
-            let _permit = if wait_for_slot {
-                app.webhook_permits().acquire().await.ok()
-            } else {
-                Some(
-                    app.webhook_permits()
-                        .try_acquire()
-                        .map_err(|_| WebhookError::Overloaded)?,
-                )
+            // A full cap is counted once per call that meets it; a call
+            // that then times out waiting is logged below as any timeout.
+            let permits = app.webhook_permits();
+            let _permit = match permits.try_acquire() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    self.metrics
+                        .limit_exceeded(app.id(), "webhooks_in_flight_per_app");
+                    if !wait_for_slot {
+                        return Err(WebhookError::Overloaded);
+                    }
+                    permits.acquire().await.ok()
+                }
             };
             self.in_flight.fetch_add(1, Ordering::AcqRel);
             let _in_flight = InFlightGuard(self);

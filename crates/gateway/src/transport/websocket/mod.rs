@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, Request};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
+use super::client_ip::client_ip;
 use super::connect::{admit, open_connection, ConnectRequest};
 use super::query::ConnectQuery;
 use crate::gateway::Gateway;
@@ -45,7 +46,7 @@ pub async fn websocket_handler(
         vsn: query.vsn.as_deref(),
         client_type: query.client_type.as_deref(),
         params: &query.params,
-        remote_ip: peer.ip(),
+        remote_ip: client_ip(&gateway.server.trusted_proxies, peer.ip(), headers),
         origin,
         transport: TransportKind::Websocket,
     };

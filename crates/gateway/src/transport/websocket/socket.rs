@@ -273,7 +273,11 @@ mod tests {
     /// futures are larger, so the bound checked here is the debug figure.
     #[test]
     fn the_connection_task_stays_small() {
-        let bound = if cfg!(debug_assertions) { DEBUG_BOUND } else { 880 };
+        let bound = if cfg!(debug_assertions) {
+            DEBUG_BOUND
+        } else {
+            880
+        };
         let sizes = [
             future_size(&run::<TcpStream>),
             future_size(&run::<Prefixed>),
@@ -282,7 +286,11 @@ mod tests {
             future_size(&run::<Prefixed<Box<TlsStream<TcpStream>>>>),
         ];
         eprintln!("run future sizes: {sizes:?}");
-        assert!(sizes[0] <= bound, "plain TCP task future: {} > {bound}", sizes[0]);
+        assert!(
+            sizes[0] <= bound,
+            "plain TCP task future: {} > {bound}",
+            sizes[0]
+        );
         assert!(
             sizes.iter().all(|&size| size <= bound + 64),
             "task future sizes {sizes:?}"

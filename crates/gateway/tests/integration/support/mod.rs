@@ -5,6 +5,7 @@
 //! condition, with a deadline of [`WAIT`].
 
 mod backend;
+mod longpoll;
 mod server;
 pub mod tokens;
 mod ws;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 pub use backend::{MockBackend, Recorded, Reply};
+pub use longpoll::LongPoll;
 pub use server::{Setup, TempDir, TestServer, ADMIN_TOKEN, APP, APP2, SECRET, SECRET2};
 pub use ws::{Frame, WsClient};
 
