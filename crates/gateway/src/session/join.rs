@@ -19,11 +19,12 @@ impl Session {
 
         // Before anything else, so a refused join leaves an existing join
         // of the topic alone.
-        if !self.throttle.allow_join(&self.gateway.limits) {
+        let throttle = self.throttle.get_or_insert_with(Box::default);
+        if !throttle.allow_join(&self.gateway.limits) {
             self.refuse_rate_limited("join", true, join_ref, msg_ref, topic);
             return;
         }
-        self.throttle.passed();
+        throttle.passed();
 
         // A second join of a joined topic ends the first join; its phx_close
         // follows the new join's reply on the wire, as in Phoenix. Its

@@ -55,7 +55,7 @@ pub struct Session {
     conn: Arc<Connection>,
     channels: JoinedChannels,
     limiter: Option<Box<PushLimiter>>,
-    throttle: throttle::Throttle,
+    throttle: Option<Box<throttle::Throttle>>,
 }
 
 impl Session {
@@ -79,7 +79,7 @@ impl Session {
             conn,
             channels: JoinedChannels::default(),
             limiter: None,
-            throttle: throttle::Throttle::default(),
+            throttle: None,
         }
     }
 

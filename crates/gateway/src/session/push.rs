@@ -47,7 +47,9 @@ impl Session {
             self.refuse_rate_limited(kind, true, join_ref, msg_ref, topic);
             return;
         }
-        self.throttle.passed();
+        if let Some(throttle) = &mut self.throttle {
+            throttle.passed();
+        }
         if !app.allow_push() {
             self.refuse_rate_limited("app", false, join_ref, msg_ref, topic);
             return;

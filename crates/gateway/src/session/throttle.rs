@@ -9,8 +9,9 @@
 //! clients of its app are busy. Any push or join that passes its own limits
 //! ends the streak.
 //!
-//! The join limiter is made on the first join, so connections pay for it
-//! only once they use it.
+//! The whole of it is boxed and made on the first join or refusal, so it
+//! costs an idle connection's task one pointer (see
+//! `transport/websocket/socket.rs` on why that task must stay small).
 
 use std::num::NonZeroU32;
 
@@ -33,7 +34,7 @@ pub(super) enum Strike {
 /// The join limiter and refusal streak of one connection.
 #[derive(Default)]
 pub(super) struct Throttle {
-    joins: Option<Box<DefaultDirectRateLimiter>>,
+    joins: Option<DefaultDirectRateLimiter>,
     strikes: u32,
 }
 
@@ -46,9 +47,7 @@ impl Throttle {
         let burst = NonZeroU32::new(limits.joins_per_connection_burst).unwrap_or(rate);
         self.joins
             .get_or_insert_with(|| {
-                Box::new(DefaultDirectRateLimiter::direct(
-                    Quota::per_second(rate).allow_burst(burst),
-                ))
+                DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
             })
             .check()
             .is_ok()
@@ -93,7 +92,7 @@ impl Session {
             return;
         }
         let max = self.gateway.limits.rate_limit_strikes;
-        match self.throttle.refused(max) {
+        match self.throttle.get_or_insert_with(Box::default).refused(max) {
             Strike::First => tracing::info!(
                 app,
                 client_id = %self.conn.identity.client_id,

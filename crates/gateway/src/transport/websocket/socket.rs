@@ -291,9 +291,8 @@ mod tests {
             "plain TCP task future: {} > {bound}",
             sizes[0]
         );
-        assert!(
-            sizes.iter().all(|&size| size <= bound + 64),
-            "task future sizes {sizes:?}"
-        );
+        // TLS streams are boxed, so TLS costs its own buffers, not a larger
+        // task.
+        assert!(sizes[3] <= sizes[0], "task future sizes {sizes:?}");
     }
 }
