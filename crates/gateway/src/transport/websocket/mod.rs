@@ -9,6 +9,7 @@
 
 mod handshake;
 mod socket;
+mod writer;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! One task per WebSocket connection: it reads client frames into the
-//! session, writes queued frames in batches (feed many, flush once), and
-//! closes the socket on idle timeout, when the JWT it was admitted with
-//! expires, or when the connection is asked to close.
+//! session, writes queued frames in batches (one vectored write each, see
+//! [`super::writer`]), and closes the socket on idle timeout, when the JWT
+//! it was admitted with expires, or when the connection is asked to close.
 //!
 //! Kept small on purpose, since every idle connection pays for it: one task
 //! (no separate reader and writer), a 256-byte read buffer (tungstenite's
@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
 use super::handshake::{Stream, Upgraded};
+use super::writer;
 use crate::gateway::Gateway;
 use crate::session::{CloseReason, Connection, Outbound, OutboundReceiver, Session};
 
@@ -180,46 +181,39 @@ fn instant_of_unix_secs(unix_secs: u64) -> tokio::time::Instant {
     tokio::time::Instant::now() + remaining
 }
 
-/// Writes `first` and whatever else is already queued, then flushes once.
-/// `Some(reason)` ends the connection (`Some(None)`: the socket failed).
+/// Writes `first` and whatever else is already queued (up to
+/// [`WRITE_BATCH`] frames) in one vectored write. `Some(reason)` ends the
+/// connection (`Some(None)`: the socket failed).
 async fn write_batch<S: Stream>(
     socket: &mut WebSocketStream<S>,
     first: Frame,
     outbound: &mut OutboundReceiver,
 ) -> Option<Option<CloseReason>> {
-    if socket.feed(to_message(first)).await.is_err() {
-        return Some(None);
-    }
-    for _ in 1..WRITE_BATCH {
+    let mut frames = Vec::with_capacity(4);
+    frames.push(first);
+    let mut close = None;
+    while frames.len() < WRITE_BATCH {
         match outbound.try_recv() {
-            Some(Outbound::Frame(frame)) => {
-                if socket.feed(to_message(frame)).await.is_err() {
-                    return Some(None);
-                }
-            }
+            Some(Outbound::Frame(frame)) => frames.push(frame),
             Some(Outbound::Close(reason)) => {
-                let _ = socket.flush().await;
-                return Some(Some(reason));
+                close = Some(reason);
+                break;
             }
             None => break,
         }
     }
+    // tungstenite may hold a control frame of its own (a pong): it goes
+    // out first, so frames never interleave on the wire.
     if socket.flush().await.is_err() {
         return Some(None);
     }
-    None
-}
-
-fn to_message(frame: Frame) -> Message {
-    match frame {
-        Frame::Text(bytes) => match Utf8Bytes::try_from(bytes) {
-            Ok(text) => Message::Text(text),
-            // Encoders only produce UTF-8; if one ever did not, send bytes
-            // rather than lose the message.
-            Err(_) => Message::Binary(Default::default()),
-        },
-        Frame::Binary(bytes) => Message::Binary(bytes),
+    if writer::write_frames(socket.get_mut(), &frames)
+        .await
+        .is_err()
+    {
+        return Some(None);
     }
+    close.map(Some)
 }
 
 /// Hands one client frame to the session. False when the client closed.
