@@ -5,6 +5,7 @@
 
 pub mod connect;
 pub mod longpoll;
+pub mod longpoll_body;
 pub mod query;
 pub mod websocket;
 
