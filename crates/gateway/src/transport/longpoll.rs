@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -176,7 +177,7 @@ pub async fn longpoll_handler(
     method: Method,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let query = ConnectQuery::parse(raw_query.as_deref());
     let session_token = header_str(&headers, "x-phoenix-longpoll-token")
@@ -192,7 +193,10 @@ pub async fn longpoll_handler(
             None => open(&gateway, &query, &headers, peer).await,
         },
         Method::POST => match session {
-            Some(session) => publish(&gateway, &session, &headers, &body).await,
+            Some(session) => match body {
+                Ok(body) => publish(&gateway, &session, &headers, &body).await,
+                Err(rejection) => refuse_body(&gateway, &session, rejection),
+            },
             None => answer(json!({ "status": 410 })),
         },
         _ => (StatusCode::BAD_REQUEST, cors_headers()).into_response(),
@@ -319,6 +323,31 @@ async fn publish(
         }
     }
     answer(json!({ "status": 200 }))
+}
+
+/// A POST body that could not be read whole (over `max_body_bytes`: 413,
+/// counted as `message_too_large`): none of its messages are processed. Logged and counted; the session
+/// stays.
+fn refuse_body(
+    gateway: &Gateway,
+    session: &LongPollSession,
+    rejection: BytesRejection,
+) -> Response {
+    let conn = &session.conn;
+    tracing::warn!(
+        app = conn.app.id(),
+        client_id = %conn.identity.client_id,
+        connection = conn.id,
+        error = %rejection.body_text(),
+        "dropped a long-poll POST whose body could not be read"
+    );
+    let reason = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        "message_too_large"
+    } else {
+        "malformed_frame"
+    };
+    gateway.metrics.dropped(conn.app.id(), reason, 1);
+    rejection.into_response()
 }
 
 /// A binary push from an ndjson line (standard base64 of a V2 binary frame).

@@ -16,10 +16,10 @@ use crate::server::{within, Server, WAIT};
 
 /// Resident memory may exceed the baseline by this much once an attack is
 /// over (allocator caches, metric series, log buffers).
-pub const SETTLE_KB: u64 = 48 * 1024;
+pub const SETTLE_KB: u64 = 32 * 1024;
 /// Resident memory may never exceed the baseline by more than this while
 /// an attack runs.
-pub const PEAK_KB: u64 = 160 * 1024;
+pub const PEAK_KB: u64 = 64 * 1024;
 
 pub struct Bystander {
     send: mpsc::UnboundedSender<String>,
