@@ -13,6 +13,9 @@ fuzz_target!(|data: &[u8]| {
     let env = |name: &str| name.starts_with("SET").then(|| name.to_lowercase());
     if let Err(error) = Config::from_toml_str(text, &env) {
         let message = error.to_string();
-        assert!(!message.contains('\n'), "a config error is one line: {message:?}");
+        assert!(
+            !message.contains('\n'),
+            "a config error is one line: {message:?}"
+        );
     }
 });

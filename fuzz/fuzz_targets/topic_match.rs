@@ -11,7 +11,8 @@ use switchboard_schema::Schema;
 fn schema() -> &'static Schema {
     static SCHEMA: OnceLock<Schema> = OnceLock::new();
     SCHEMA.get_or_init(|| {
-        Schema::from_json(include_bytes!("../schemas/topic_match.json")).expect("the schema compiles")
+        Schema::from_json(include_bytes!("../schemas/topic_match.json"))
+            .expect("the schema compiles")
     })
 }
 
@@ -30,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
     };
     assert_eq!(matched.topic(), topic);
     for (name, value) in matched.vars() {
-        assert!(!value.is_empty(), "variable {name} matched an empty segment");
+        assert!(
+            !value.is_empty(),
+            "variable {name} matched an empty segment"
+        );
         assert!(topic.contains(value));
     }
     let _ = matched.may_join(&grants);

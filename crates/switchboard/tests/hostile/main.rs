@@ -444,7 +444,9 @@ async fn invalid_long_poll_bodies_are_dropped_and_the_session_keeps_working() {
     let too_large = server.dropped("message_too_large").await;
     let response = post(vec![b'['; 10 * 1024 * 1024], "application/json").await;
     assert_eq!(response.status(), 413);
-    server.wait_dropped("message_too_large", too_large + 1).await;
+    server
+        .wait_dropped("message_too_large", too_large + 1)
+        .await;
 
     // The session still works: a join is answered on the next poll.
     let join = br#"["1","1","room:lp","phx_join",{}]"#.to_vec();
