@@ -26,6 +26,7 @@ use tower::ServiceExt;
 use crate::api::router;
 use crate::gateway::Gateway;
 use crate::session::CloseReason;
+use crate::telemetry::Metrics;
 
 /// How long in-flight HTTP requests (long polls above all) may take to
 /// finish once the drain is done.
@@ -73,6 +74,7 @@ pub async fn run(
         });
         let mut stop = stop_rx.clone();
         let held = connections_rx.clone();
+        let metrics = gateway.metrics.clone();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(handshake_timeout)
@@ -86,7 +88,7 @@ pub async fn run(
                 tokio::select! {
                     result = connection.as_mut() => {
                         if let Err(error) = result {
-                            tracing::debug!(%error, %peer, "HTTP connection ended with an error");
+                            connection_failed(&metrics, &error, peer);
                         }
                         break;
                     }
@@ -101,6 +103,20 @@ pub async fn run(
     let _ = tokio::time::timeout(HTTP_GRACE, connections_tx.closed()).await;
     drain_task.abort();
     Ok(())
+}
+
+/// An HTTP connection that ended in an error. A request hyper could not
+/// parse (answered 400) is a refused connection attempt: logged and counted
+/// as `auth_failures_total{app="unknown", reason="bad_request"}`. Header
+/// read timeouts are not counted: hyper reports them for idle keep-alive
+/// connections as well as for half-sent requests.
+fn connection_failed(metrics: &Metrics, error: &hyper::Error, peer: std::net::SocketAddr) {
+    if error.is_parse() {
+        tracing::info!(remote_ip = %peer.ip(), reason = "bad_request", %error, "connection refused");
+        metrics.auth_failure("unknown", "bad_request");
+    } else {
+        tracing::debug!(%error, %peer, "HTTP connection ended with an error");
+    }
 }
 
 async fn drain(gateway: &Gateway) {

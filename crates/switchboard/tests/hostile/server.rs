@@ -169,20 +169,19 @@ schema_file = "schema.json"
 
     /// `switchboard_dropped_messages_total{app, reason}`, 0 when absent.
     pub async fn dropped(&self, reason: &str) -> u64 {
+        self.counter("switchboard_dropped_messages_total", APP, reason)
+            .await
+    }
+
+    /// A counter with labels `app` and `reason`, 0 when absent.
+    pub async fn counter(&self, family: &str, app: &str, reason: &str) -> u64 {
         let url = format!("http://{}/metrics", self.addr);
-        let text = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let labels = format!(r#"app="{APP}",reason="{reason}""#);
-        let alt = format!(r#"reason="{reason}",app="{APP}""#);
+        let response = self.http.get(url).send().await.unwrap();
+        let text = response.text().await.unwrap();
+        let labels = format!(r#"app="{app}",reason="{reason}""#);
+        let alt = format!(r#"reason="{reason}",app="{app}""#);
         text.lines()
-            .filter(|line| line.starts_with("switchboard_dropped_messages_total{"))
+            .filter(|line| line.starts_with(&format!("{family}{{")))
             .filter(|line| line.contains(&labels) || line.contains(&alt))
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .map(|value| value as u64)
@@ -191,20 +190,22 @@ schema_file = "schema.json"
 
     /// Waits until the dropped-messages counter for `reason` reaches `at_least`.
     pub async fn wait_dropped(&self, reason: &str, at_least: u64) {
+        self.wait_counter("switchboard_dropped_messages_total", APP, reason, at_least)
+            .await;
+    }
+
+    /// Waits until a counter with labels `app` and `reason` reaches `at_least`.
+    pub async fn wait_counter(&self, family: &str, app: &str, reason: &str, at_least: u64) {
         let result = tokio::time::timeout(WAIT, async {
-            loop {
-                let now = self.dropped(reason).await;
-                if now >= at_least {
-                    return now;
-                }
+            while self.counter(family, app, reason).await < at_least {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await;
         if result.is_err() {
             panic!(
-                "dropped_messages_total{{reason={reason:?}}} stayed at {} (< {at_least}); logs:\n{}",
-                self.dropped(reason).await,
+                "{family}{{app={app:?}, reason={reason:?}}} stayed at {} (< {at_least}); logs:\n{}",
+                self.counter(family, app, reason).await,
                 self.logs()
             );
         }
