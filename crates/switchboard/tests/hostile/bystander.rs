@@ -28,6 +28,8 @@ pub struct Bystander {
     pending: Vec<Value>,
     next_ref: u64,
     baseline_kb: u64,
+    /// Samples the server's memory from the join to the first check.
+    peak: Option<PeakMemory>,
 }
 
 impl Bystander {
@@ -75,6 +77,7 @@ impl Bystander {
             pending: Vec::new(),
             next_ref: 0,
             baseline_kb: 0,
+            peak: None,
         };
         bystander.send(r#"["w","join","room:watch","phx_join",{}]"#.to_owned());
         let reply = bystander
@@ -82,6 +85,7 @@ impl Bystander {
             .await;
         assert_eq!(reply[4]["status"], "ok", "{reply}");
         bystander.baseline_kb = server.rss_kb();
+        bystander.peak = Some(PeakMemory::watch(server.pid()));
         bystander
     }
 
@@ -119,11 +123,15 @@ impl Bystander {
         self.baseline_kb
     }
 
-    /// After an attack: the process is up, `/health` answers 200, the
+    /// After an attack: resident memory never rose more than [`PEAK_KB`]
+    /// over the baseline, the process is up, `/health` answers 200, the
     /// bystander's push is answered and broadcast back to it, a server API
     /// broadcast reaches it, and resident memory settles back to within
     /// [`SETTLE_KB`] of the baseline.
     pub async fn assert_unharmed(&mut self, server: &mut Server, attack: &str) {
+        if let Some(peak) = self.peak.take() {
+            peak.assert_bounded(self.baseline_kb, attack).await;
+        }
         server.assert_running(attack);
         assert_eq!(server.health().await, 200, "/health after {attack}");
         self.next_ref += 1;
