@@ -118,11 +118,6 @@ impl Bystander {
         }
     }
 
-    /// The server's memory when the bystander joined.
-    pub fn baseline_kb(&self) -> u64 {
-        self.baseline_kb
-    }
-
     /// After an attack: resident memory never rose more than [`PEAK_KB`]
     /// over the baseline, the process is up, `/health` answers 200, the
     /// bystander's push is answered and broadcast back to it, a server API
