@@ -33,6 +33,9 @@ echo "== building fuzz targets"
 failed=()
 for target in $("${fuzz[@]}" list); do
   [ -d "corpus/$target" ] || fail "no seed corpus at fuzz/corpus/$target"
+  # Reproducers of an earlier run are cleared, so every path printed below
+  # comes from this run; the inputs found so far are kept.
+  rm -rf "artifacts/$target"
   mkdir -p "corpus-run/$target" "artifacts/$target"
   echo "== fuzzing $target for ${seconds}s"
   # The first corpus directory receives new inputs; the seeds are only read.
