@@ -326,8 +326,8 @@ async fn publish(
 }
 
 /// A POST body that could not be read whole (over `max_body_bytes`: 413,
-/// counted as `message_too_large`): none of its messages are processed. Logged and counted; the session
-/// stays.
+/// counted as `message_too_large`): none of its messages are processed.
+/// Logged and counted; the session stays.
 fn refuse_body(
     gateway: &Gateway,
     session: &LongPollSession,
