@@ -29,6 +29,7 @@ use tower::ServiceExt;
 use crate::api::router;
 use crate::gateway::Gateway;
 use crate::session::CloseReason;
+use crate::telemetry::Metrics;
 use crate::tls;
 
 /// How long in-flight HTTP requests (long polls above all) may take to
@@ -76,6 +77,7 @@ pub async fn run(
             handshake_timeout,
             stop: stop_rx.clone(),
             held: connections_rx.clone(),
+            metrics: gateway.metrics.clone(),
         };
         // Two spawn sites, so that a plain-TCP connection's task has exactly
         // the plain type and size, unaffected by TLS state it never uses.
@@ -114,6 +116,7 @@ struct Connection {
     stop: watch::Receiver<bool>,
     /// Dropped when the connection ends; `run` waits for all of them.
     held: watch::Receiver<()>,
+    metrics: Arc<Metrics>,
 }
 
 impl Connection {
@@ -127,6 +130,7 @@ impl Connection {
             handshake_timeout,
             mut stop,
             held,
+            metrics,
         } = self;
         let service = app.map_request(move |request: Request<Incoming>| {
             let mut request = request.map(Body::new);
@@ -145,7 +149,7 @@ impl Connection {
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(error) = result {
-                        tracing::debug!(%error, %peer, "HTTP connection ended with an error");
+                        connection_failed(&metrics, &error, peer);
                     }
                     break;
                 }
@@ -153,6 +157,20 @@ impl Connection {
             }
         }
         drop(held);
+    }
+}
+
+/// An HTTP connection that ended in an error. A request hyper could not
+/// parse (answered 400) is a refused connection attempt: logged and counted
+/// as `auth_failures_total{app="unknown", reason="bad_request"}`. Header
+/// read timeouts are not counted: hyper reports them for idle keep-alive
+/// connections as well as for half-sent requests.
+fn connection_failed(metrics: &Metrics, error: &hyper::Error, peer: std::net::SocketAddr) {
+    if error.is_parse() {
+        tracing::info!(remote_ip = %peer.ip(), reason = "bad_request", %error, "connection refused");
+        metrics.auth_failure("unknown", "bad_request");
+    } else {
+        tracing::debug!(%error, %peer, "HTTP connection ended with an error");
     }
 }
 

@@ -116,4 +116,32 @@ mod tests {
         let text = br#"{"join_ref":"j","ref":"r","topic":"t","event":"e","payload":"#;
         assert_eq!(peek_header(FrameRef::Text(text), Vsn::V1), expected);
     }
+
+    /// Hostile JSON is an error, never a stack overflow or a panic: serde_json
+    /// stops at 128 levels of nesting and refuses numbers beyond `f64`.
+    #[test]
+    fn hostile_json_is_refused() {
+        let deep = "[".repeat(100_000);
+        let digits = "9".repeat(500);
+        let frames = [
+            deep.clone(),
+            format!(r#"["1","2","t","e",{deep}"#),
+            format!(r#"["1","2","t","e",{}{}]"#, deep, "]".repeat(100_000)),
+            format!(r#"{{"topic":"t","event":"e","ref":null,"payload":{deep}"#),
+            r#"["1",1e999999,"t","e",{}]"#.to_owned(),
+            format!(r#"["1",{digits},"t","e",{{}}]"#),
+            format!(r#"["1","2","t","e",{{"n":-{digits}}}]"#),
+        ];
+        for frame in &frames {
+            for vsn in [Vsn::V1, Vsn::V2] {
+                let result = decode_text(vsn, frame.as_bytes());
+                assert!(result.is_err(), "{vsn:?} accepted {:.40}", frame);
+                let _ = peek_header(FrameRef::Text(frame.as_bytes()), vsn);
+            }
+        }
+        // The header of a frame whose payload is too deep can still be read,
+        // so an oversized one is answered to the right ref.
+        let header = peek_header(FrameRef::Text(frames[1].as_bytes()), Vsn::V2).unwrap();
+        assert_eq!(header.msg_ref.as_deref(), Some("2"));
+    }
 }

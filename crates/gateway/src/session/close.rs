@@ -20,6 +20,11 @@ pub enum CloseReason {
     Draining,
     /// A frame exceeded the hard size cap (1009).
     MessageTooBig,
+    /// A text frame was not UTF-8 (1007, RFC 6455 §7.4.1).
+    InvalidUtf8,
+    /// The client broke the WebSocket framing rules, e.g. reserved bits,
+    /// an unmasked or unknown frame (1002).
+    ProtocolError,
     /// The JWT behind this connection expired (4001 `token_expired`).
     TokenExpired,
     /// The app was removed through the admin API (1001).
@@ -37,6 +42,8 @@ impl CloseReason {
             CloseReason::Disconnected | CloseReason::SlowConsumer | CloseReason::AppRemoved => 1001,
             CloseReason::RateLimited => 1008,
             CloseReason::MessageTooBig => 1009,
+            CloseReason::InvalidUtf8 => 1007,
+            CloseReason::ProtocolError => 1002,
             CloseReason::Draining => 1012,
             CloseReason::TokenExpired => 4001,
         }
@@ -50,6 +57,8 @@ impl CloseReason {
             CloseReason::SlowConsumer => "slow_consumer",
             CloseReason::Draining => "server_draining",
             CloseReason::MessageTooBig => "message_too_large",
+            CloseReason::InvalidUtf8 => "invalid_utf8",
+            CloseReason::ProtocolError => "protocol_error",
             CloseReason::TokenExpired => "token_expired",
             CloseReason::AppRemoved => "app_removed",
             CloseReason::RateLimited => "rate_limited",

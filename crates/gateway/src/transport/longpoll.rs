@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use dashmap::DashMap;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
@@ -31,6 +31,7 @@ use switchboard_protocol::{decode_binary, decode_text, FrameRef, Vsn};
 
 use super::client_ip::client_ip;
 use super::connect::{admit, open_connection, ConnectRequest};
+use super::longpoll_body::{posted_frames, PostedFrame};
 use super::query::ConnectQuery;
 use crate::gateway::Gateway;
 use crate::session::{unix_now, CloseReason, Connection, Outbound, OutboundReceiver, Session};
@@ -40,8 +41,7 @@ use crate::telemetry::TransportKind;
 pub const POLL_WINDOW: Duration = Duration::from_secs(10);
 /// A session with no GET or POST for this long ends (CONTRACT §10).
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(20);
-/// Lines of an ndjson POST processed; the rest are ignored, as Phoenix does.
-pub const MAX_BATCH_LINES: usize = 100;
+pub use super::longpoll_body::MAX_BATCH_LINES;
 /// Bytes of the HMAC-SHA256 tag kept in a session token (128 bits).
 const SIGNATURE_BYTES: usize = 16;
 
@@ -220,7 +220,7 @@ pub async fn longpoll_handler(
     method: Method,
     RawQuery(raw_query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let query = ConnectQuery::parse(raw_query.as_deref());
     let session_token = header_str(&headers, "x-phoenix-longpoll-token")
@@ -236,7 +236,10 @@ pub async fn longpoll_handler(
             None => open(&gateway, &query, &headers, peer).await,
         },
         Method::POST => match session {
-            Some(session) => publish(&gateway, &session, &headers, &body).await,
+            Some(session) => match body {
+                Ok(body) => publish(&gateway, &session, &headers, &body).await,
+                Err(rejection) => refuse_body(&gateway, &session, rejection),
+            },
             None => answer(json!({ "status": 410 })),
         },
         _ => (StatusCode::BAD_REQUEST, cors_headers()).into_response(),
@@ -390,33 +393,51 @@ async fn publish(
             .is_some_and(|t| t.trim() == "application/x-ndjson")
     });
     let mut state = session.session.lock().await;
-    if ndjson {
-        let lines = body
-            .split(|b| *b == b'\n')
-            .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
-            .filter(|line| !line.is_empty())
-            .take(MAX_BATCH_LINES);
-        for line in lines {
-            receive_line(gateway, &mut state, line, session.vsn).await;
+    for frame in posted_frames(body, ndjson) {
+        match frame {
+            PostedFrame::Text(text) => receive_text(gateway, &mut state, text, session.vsn).await,
+            PostedFrame::Binary(bytes) => {
+                receive_binary(gateway, &mut state, &bytes, session.vsn).await
+            }
+            PostedFrame::NotBase64 => {
+                state.drop_malformed("ndjson line is neither JSON nor base64")
+            }
         }
-    } else {
-        receive_text(gateway, &mut state, body, session.vsn).await;
     }
     answer(json!({ "status": 200 }))
 }
 
-/// An ndjson line: a text message, or standard base64 of a V2 binary push.
-async fn receive_line(gateway: &Gateway, state: &mut Session, line: &[u8], vsn: Vsn) {
-    if matches!(line.first(), Some(b'[') | Some(b'{')) {
-        return receive_text(gateway, state, line, vsn).await;
-    }
-    let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(line) else {
-        return state.drop_malformed("ndjson line is neither JSON nor base64");
+/// A POST body that could not be read whole (over `max_body_bytes`: 413,
+/// counted as `message_too_large`): none of its messages are processed.
+/// Logged and counted; the session stays.
+fn refuse_body(
+    gateway: &Gateway,
+    session: &LongPollSession,
+    rejection: BytesRejection,
+) -> Response {
+    let conn = &session.conn;
+    tracing::warn!(
+        app = conn.app.id(),
+        client_id = %conn.identity.client_id,
+        connection = conn.id,
+        error = %rejection.body_text(),
+        "dropped a long-poll POST whose body could not be read"
+    );
+    let reason = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        "message_too_large"
+    } else {
+        "malformed_frame"
     };
+    gateway.metrics.dropped(conn.app.id(), reason, 1);
+    rejection.into_response()
+}
+
+/// A binary push from an ndjson line (standard base64 of a V2 binary frame).
+async fn receive_binary(gateway: &Gateway, state: &mut Session, bytes: &[u8], vsn: Vsn) {
     if bytes.len() > gateway.limits.max_frame_bytes {
-        return state.refuse_oversized(FrameRef::Binary(&bytes), vsn);
+        return state.refuse_oversized(FrameRef::Binary(bytes), vsn);
     }
-    match decode_binary(&bytes) {
+    match decode_binary(bytes) {
         Ok(message) => state.handle(message).await,
         Err(error) => state.drop_malformed(&error.to_string()),
     }

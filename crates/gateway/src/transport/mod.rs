@@ -6,6 +6,7 @@
 pub mod client_ip;
 pub mod connect;
 pub mod longpoll;
+pub mod longpoll_body;
 pub mod query;
 pub mod websocket;
 

@@ -283,6 +283,38 @@ async fn malformed_frames_are_dropped_and_the_connection_keeps_working() {
     );
 }
 
+/// Regression (hostile-input suite): these connections used to end without
+/// a close frame and without being counted.
+#[tokio::test]
+async fn frames_that_break_the_websocket_protocol_close_with_their_code() {
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::Data;
+    let (_backend, server) = start(|s| s).await;
+    let mut bystander = WsClient::connect(server.addr, "bob").await;
+    bystander.join_ok("room:a", "1").await;
+
+    let mut client = WsClient::connect(server.addr, "alice").await;
+    client.send_raw_frame(Data::Text, b"[\"1\",\xff]").await;
+    let (code, reason, _) = client.closed().await;
+    assert_eq!((code, reason.as_str()), (Some(1007), "invalid_utf8"));
+
+    let mut client = WsClient::connect(server.addr, "alice").await;
+    client.send_raw_frame(Data::Reserved(3), b"?").await;
+    let (code, reason, _) = client.closed().await;
+    assert_eq!((code, reason.as_str()), (Some(1002), "protocol_error"));
+
+    let text = metrics(&server).await;
+    for reason in ["invalid_utf8", "protocol_error"] {
+        let label = format!("reason=\"{reason}\"");
+        assert_eq!(
+            metric_sum(&text, "switchboard_dropped_messages_total", &[&label]),
+            1.0,
+            "{text}"
+        );
+    }
+    let reply = bystander.push("1", "room:a", "chat:msg", json!({})).await;
+    assert_eq!(reply["status"], "ok");
+}
+
 #[tokio::test]
 async fn binary_frames_on_a_v1_connection_are_dropped() {
     let (_backend, server) = start(|s| s).await;

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use switchboard_protocol::{decode_binary_bytes, decode_text, Frame, FrameRef, Vsn};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
@@ -108,10 +109,7 @@ async fn run<S: Stream>(
                         break None;
                     }
                 }
-                Some(Err(error)) => {
-                    tracing::debug!(app = conn.app.id(), connection = conn.id, %error, "websocket read failed");
-                    break matches!(error, WsError::Capacity(_)).then_some(CloseReason::MessageTooBig);
-                }
+                Some(Err(error)) => break read_failed(&gateway, &conn, error),
                 None => break None,
             },
             _ = idle.as_mut() => break Some(if token_expired(&conn) {
@@ -179,6 +177,39 @@ fn instant_of_unix_secs(unix_secs: u64) -> tokio::time::Instant {
         .saturating_sub(since_epoch)
         .min(FAR_AHEAD);
     tokio::time::Instant::now() + remaining
+}
+
+/// Why a read error ends the connection: frames the client got wrong are
+/// answered with their close code (and the frame counted as dropped); a
+/// broken socket just ends.
+fn read_failed(gateway: &Gateway, conn: &Connection, error: WsError) -> Option<CloseReason> {
+    let reason = match &error {
+        WsError::Capacity(_) => CloseReason::MessageTooBig,
+        WsError::Utf8(_) => CloseReason::InvalidUtf8,
+        // A client that vanished without a close frame broke nothing.
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+            tracing::debug!(
+                app = conn.app.id(),
+                connection = conn.id,
+                "client went away without a close frame"
+            );
+            return None;
+        }
+        WsError::Protocol(_) => CloseReason::ProtocolError,
+        _ => {
+            tracing::debug!(app = conn.app.id(), connection = conn.id, %error, "websocket read failed");
+            return None;
+        }
+    };
+    tracing::warn!(
+        app = conn.app.id(),
+        client_id = %conn.identity.client_id,
+        connection = conn.id,
+        %error,
+        "dropped a client frame that breaks the WebSocket protocol"
+    );
+    gateway.metrics.dropped(conn.app.id(), reason.as_str(), 1);
+    Some(reason)
 }
 
 /// Writes `first` and whatever else is already queued (up to

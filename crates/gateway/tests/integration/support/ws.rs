@@ -148,6 +148,21 @@ impl WsClient {
             .expect("send a binary frame");
     }
 
+    /// Sends one data frame with any opcode and payload, as a client that
+    /// breaks the rules would (no UTF-8 check, reserved opcodes allowed).
+    pub async fn send_raw_frame(
+        &mut self,
+        opcode: tungstenite::protocol::frame::coding::Data,
+        payload: &[u8],
+    ) {
+        use tungstenite::protocol::frame::{coding::OpCode, Frame as WireFrame};
+        let frame = WireFrame::message(payload.to_vec(), OpCode::Data(opcode), true);
+        self.stream
+            .send(Message::Frame(frame))
+            .await
+            .expect("send a raw frame");
+    }
+
     /// Sends a WebSocket ping.
     pub async fn send_ping(&mut self) {
         self.stream
