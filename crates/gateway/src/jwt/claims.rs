@@ -5,6 +5,7 @@
 //! `aud` are required and checked only when the app sets `jwt_issuer` /
 //! `jwt_audience`. Time claims allow `[limits] jwt_leeway_secs` of skew.
 
+use std::num::NonZeroU64;
 use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, Validation};
@@ -63,12 +64,13 @@ impl Claims {
         }
         Ok(Identity {
             client_id: self.sub,
-            client_type: client_type.map(str::to_owned),
+            client_type: client_type.map(Box::from),
             metadata: self.metadata.unwrap_or_default(),
             permissions: self.permissions.unwrap_or_default(),
             token_expires_at: app
                 .close_on_token_expiry
-                .then(|| self.exp.saturating_add(leeway.as_secs())),
+                .then(|| self.exp.saturating_add(leeway.as_secs()))
+                .and_then(NonZeroU64::new),
         })
     }
 }

@@ -228,3 +228,20 @@ pub fn unix_now() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every connection holds one `Arc<Connection>`: with the `Arc`'s two
+    /// counts it must fit the allocator's 192-byte class, not the next one.
+    #[test]
+    fn a_connection_fits_a_192_byte_allocation() {
+        let size = std::mem::size_of::<Connection>();
+        eprintln!(
+            "Connection: {size} bytes, Identity: {}",
+            std::mem::size_of::<Identity>()
+        );
+        assert!(size + 16 <= 192, "Connection is {size} bytes");
+    }
+}

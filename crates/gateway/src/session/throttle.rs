@@ -15,7 +15,10 @@
 
 use std::num::NonZeroU32;
 
-use governor::{DefaultDirectRateLimiter, Quota};
+use governor::clock::{Clock, MonotonicClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 
 use super::{CloseReason, Session};
 use crate::config::Limits;
@@ -31,10 +34,20 @@ pub(super) enum Strike {
     Out,
 }
 
+/// A join limiter on the standard monotonic clock: 40 bytes, against about
+/// 90 with governor's default (quanta) clock, which every joined connection
+/// would carry.
+type JoinLimiter = RateLimiter<
+    NotKeyed,
+    InMemoryState,
+    MonotonicClock,
+    NoOpMiddleware<<MonotonicClock as Clock>::Instant>,
+>;
+
 /// The join limiter and refusal streak of one connection.
 #[derive(Default)]
 pub(super) struct Throttle {
-    joins: Option<DefaultDirectRateLimiter>,
+    joins: Option<JoinLimiter>,
     strikes: u32,
 }
 
@@ -47,7 +60,10 @@ impl Throttle {
         let burst = NonZeroU32::new(limits.joins_per_connection_burst).unwrap_or(rate);
         self.joins
             .get_or_insert_with(|| {
-                DefaultDirectRateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+                RateLimiter::direct_with_clock(
+                    Quota::per_second(rate).allow_burst(burst),
+                    MonotonicClock,
+                )
             })
             .check()
             .is_ok()

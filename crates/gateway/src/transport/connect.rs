@@ -163,7 +163,7 @@ async fn admission(gateway: &Gateway, request: &ConnectRequest<'_>) -> Result<Ad
     let identity = match &app.config().auth {
         AuthSource::AcceptAnyToken => Identity {
             client_id: token.to_owned(),
-            client_type: request.client_type.map(str::to_owned),
+            client_type: request.client_type.map(Box::from),
             // The demo's `user:{id}` channel is joinable by its own user.
             permissions: vec![format!("user:{token}")],
             ..Identity::default()

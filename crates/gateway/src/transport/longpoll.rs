@@ -149,7 +149,10 @@ impl LongPollSessions {
         let now = unix_now();
         for session in self.sessions.iter() {
             let conn = &session.conn;
-            if conn.identity.token_expires_at.is_some_and(|at| now >= at)
+            if conn
+                .identity
+                .token_expires_at
+                .is_some_and(|at| now >= at.get())
                 && conn.close(CloseReason::TokenExpired)
             {
                 tracing::info!(

@@ -96,7 +96,8 @@ pub async fn authenticate(
         client_id,
         client_type: answer
             .client_type
-            .or_else(|| request.client_type.map(str::to_owned)),
+            .or_else(|| request.client_type.map(str::to_owned))
+            .map(String::into_boxed_str),
         metadata: answer.metadata.unwrap_or_default(),
         permissions: answer.permissions.unwrap_or_default(),
         token_expires_at: None,

@@ -153,7 +153,7 @@ async fn send_close<S: Stream>(socket: &mut WebSocketStream<S>, reason: CloseRea
 fn next_deadline(gateway: &Gateway, conn: &Connection) -> tokio::time::Instant {
     let idle_at = tokio::time::Instant::now() + gateway.server.idle_timeout;
     match conn.identity.token_expires_at {
-        Some(expiry) => idle_at.min(instant_of_unix_secs(expiry)),
+        Some(expiry) => idle_at.min(instant_of_unix_secs(expiry.get())),
         None => idle_at,
     }
 }
@@ -162,7 +162,7 @@ fn next_deadline(gateway: &Gateway, conn: &Connection) -> tokio::time::Instant {
 fn token_expired(conn: &Connection) -> bool {
     conn.identity
         .token_expires_at
-        .is_some_and(|expiry| crate::session::unix_now() >= expiry)
+        .is_some_and(|expiry| crate::session::unix_now() >= expiry.get())
 }
 
 /// The monotonic instant of a Unix time in seconds: now if it has passed,
