@@ -13,7 +13,9 @@ use switchboard_gateway::Gateway;
 
 /// jemalloc instead of glibc's allocator: measured here, it holds about a
 /// third less memory per idle connection (glibc's per-thread arenas keep
-/// freed handshake memory fragmented). See BENCHMARKS.md.
+/// freed handshake memory fragmented). Its options (a background thread
+/// returning freed pages after about a second) are compiled in from
+/// `.cargo/config.toml`. See BENCHMARKS.md.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
