@@ -5,8 +5,11 @@
 
 #![cfg(unix)]
 
+mod common;
+
+use common::TempDir;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,35 +63,15 @@ async fn start_backend(calls: Arc<Calls>) -> SocketAddr {
     addr
 }
 
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!("switchboard-drain-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    common::within_limit(WAIT, what, future).await
 }
 
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero() {
     let calls = Arc::new(Calls::default());
     let backend = start_backend(calls.clone()).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("drain");
     std::fs::write(
         dir.0.join("schema.json"),
         json!({

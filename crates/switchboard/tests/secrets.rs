@@ -7,8 +7,11 @@
 
 #![cfg(unix)]
 
+mod common;
+
+use common::TempDir;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,28 +94,8 @@ async fn start_backend(signatures: Signatures) -> SocketAddr {
     addr
 }
 
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let path = std::env::temp_dir().join(format!("switchboard-secrets-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    common::within_limit(WAIT, what, future).await
 }
 
 fn protocol_header(token: &str) -> String {
@@ -180,7 +163,7 @@ async fn request_reply(
 async fn no_secret_token_or_signature_reaches_the_output() {
     let signatures: Signatures = Arc::default();
     let backend = start_backend(signatures.clone()).await;
-    let dir = TempDir::new();
+    let dir = TempDir::new("secrets");
     std::fs::write(
         dir.0.join("schema.json"),
         json!({

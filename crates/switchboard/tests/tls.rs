@@ -4,6 +4,10 @@
 
 #![cfg(unix)]
 
+mod common;
+
+use common::TempDir;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -12,25 +16,6 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("switchboard-tls-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Writes `cert.pem`, `key.pem` (self-signed for localhost) and a config
 /// naming `cert_file` and `key_file` relative to it; returns the config
@@ -53,7 +38,7 @@ fn write_files(dir: &TempDir, cert_file: &str, key_file: &str) -> (PathBuf, Stri
 
 #[test]
 fn check_config_reads_the_tls_files() {
-    let dir = TempDir::new("check");
+    let dir = TempDir::new("tls-check");
     let (config, _) = write_files(&dir, "cert.pem", "key.pem");
     let ok = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .arg("check-config")
@@ -87,7 +72,7 @@ fn check_config_reads_the_tls_files() {
 
 #[tokio::test]
 async fn serve_announces_https_and_answers_over_tls() {
-    let dir = TempDir::new("serve");
+    let dir = TempDir::new("tls-serve");
     let (config, cert_pem) = write_files(&dir, "cert.pem", "key.pem");
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["serve", "--config"])

@@ -8,6 +8,8 @@
 #![cfg(target_os = "linux")]
 
 mod bystander;
+#[path = "../common/mod.rs"]
+mod common;
 mod raw;
 mod server;
 

@@ -2,8 +2,8 @@
 //! with a config of one app (auth by a mock backend in the test, schema from
 //! a file), and what the tests read from it: health, metrics, memory.
 
+use crate::common::TempDir;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -51,7 +51,7 @@ pub struct Server {
 impl Server {
     pub async fn start(options: Options) -> Server {
         let backend = start_auth_backend().await;
-        let dir = TempDir::new();
+        let dir = TempDir::new("hostile");
         std::fs::write(dir.0.join("schema.json"), schema().to_string()).unwrap();
         let config = dir.0.join("switchboard.toml");
         std::fs::write(
@@ -287,31 +287,5 @@ async fn start_auth_backend() -> SocketAddr {
 }
 
 pub async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-}
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let path = std::env::temp_dir().join(format!(
-            "switchboard-hostile-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    crate::common::within_limit(WAIT, what, future).await
 }
